@@ -1,0 +1,103 @@
+import BDCore
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOFoundationCompat
+
+/// Request context of both daemons.
+public typealias BDContext = BasicRequestContext
+
+/// JSON in and out, in the `{"status_code", "results"}` envelope.
+enum JSONReply {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    static func make<T: Codable & Sendable>(_ results: T, status: HTTPResponse.Status = .ok) -> Response {
+        let envelope = Envelope(statusCode: status.code, results: results)
+        // Encoding our own Codable types cannot fail; fall back to an empty object regardless.
+        let data = (try? encoder.encode(envelope)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(data: data)))
+    }
+
+    static func error(_ error: BDockerError) -> Response {
+        make(error.message, status: HTTPResponse.Status(code: error.httpStatus))
+    }
+}
+
+/// Largest request body accepted; copies go through the Docker archive API, not bodies.
+let maxBodyBytes = 1 << 20
+
+extension Request {
+    /// Decodes the JSON body into `T`, turning every failure into a 400 that says what is wrong.
+    mutating func decodeJSON<T: Decodable>(_ type: T.Type) async throws(BDockerError) -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await collectBody(upTo: maxBodyBytes)
+        } catch {
+            throw .invalidInput("request body is larger than \(maxBodyBytes) bytes")
+        }
+        guard buffer.readableBytes > 0 else { throw .invalidInput("request body is empty; a JSON object is expected") }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw .invalidInput("field '\(Self.path(context.codingPath + [key]))' is missing")
+        } catch let DecodingError.typeMismatch(expected, context) {
+            throw .invalidInput("field '\(Self.path(context.codingPath))' should be \(Self.kind(expected))")
+        } catch let DecodingError.valueNotFound(expected, context) {
+            throw .invalidInput("field '\(Self.path(context.codingPath))' is null; it should be \(Self.kind(expected))")
+        } catch {
+            throw .invalidInput("request body is not valid JSON")
+        }
+    }
+
+    /// A query parameter, or nil.
+    func query(_ name: String) -> String? {
+        uri.queryParameters.get(name)
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    private static func kind(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type, is Int64.Type: return "a whole number"
+        case is Double.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default: return "an object of the documented shape"
+        }
+    }
+}
+
+/// Turns every error thrown by a route into the JSON envelope with the right status. This is the
+/// one place errors become HTTP codes: typed `BDockerError`s by their class, Hummingbird's own
+/// (unknown route, wrong method) by their status, anything else a logged 500.
+struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as BDockerError {
+            if case .internalFault = error {
+                logger.error("\(request.method) \(request.uri.path): \(error.message)")
+            } else {
+                logger.info("\(request.method) \(request.uri.path): \(error.httpStatus) \(error.message)")
+            }
+            return JSONReply.error(error)
+        } catch let error as HTTPResponseError {
+            let status = error.status
+            let message = status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : status.reasonPhrase
+            return JSONReply.make(message, status: status)
+        } catch {
+            logger.error("\(request.method) \(request.uri.path): unexpected \(error)")
+            return JSONReply.error(.internalFault("internal error; see the daemon's log"))
+        }
+    }
+}

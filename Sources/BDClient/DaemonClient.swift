@@ -1,0 +1,91 @@
+import AsyncHTTPClient
+import BDCore
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// Talks to a bdocker daemon: JSON in the `{"status_code", "results"}` envelope out, errors
+/// rebuilt as `BDockerError` from the reply's status.
+public struct DaemonClient: Sendable {
+    public let endpoint: String
+    public let timeout: TimeAmount
+    let http: HTTPClient
+
+    public init(endpoint: String, timeoutSeconds: Int = 500, http: HTTPClient = .shared) {
+        var e = endpoint
+        if !e.contains("://") { e = "http://" + e }
+        while e.hasSuffix("/") { e.removeLast() }
+        self.endpoint = e
+        self.timeout = .seconds(Int64(timeoutSeconds))
+        self.http = http
+    }
+
+    /// Sends `body` as JSON (or `query` as the URL's query for GET) and decodes `results`.
+    public func call<Results: Codable & Sendable>(
+        _ method: HTTPMethod, _ path: String, body: (any Encodable & Sendable)? = nil,
+        query: [String: String] = [:], as: Results.Type = Results.self
+    ) async throws(BDockerError) -> Results {
+        let (status, data) = try await raw(method, path, body: body, query: query)
+        if (200..<300).contains(status) {
+            do {
+                return try JSONDecoder().decode(Envelope<Results>.self, from: data).results
+            } catch {
+                throw .internalFault("unexpected reply from \(endpoint)\(path): \(String(decoding: data.prefix(200), as: UTF8.self))")
+            }
+        }
+        throw Self.error(status: status, data: data)
+    }
+
+    /// The status and body of one call, for callers that stream or read replies themselves.
+    public func raw(_ method: HTTPMethod, _ path: String, body: (any Encodable & Sendable)? = nil,
+                    query: [String: String] = [:]) async throws(BDockerError) -> (Int, Data) {
+        let response = try await send(method, path, body: body, query: query)
+        do {
+            let buffer = try await response.body.collect(upTo: 256 << 20)
+            return (Int(response.status.code), Data(buffer: buffer))
+        } catch {
+            throw .unavailable("reading the reply from \(endpoint)\(path) failed: \(error)")
+        }
+    }
+
+    /// Sends the request and returns the response with its body still streaming.
+    public func send(_ method: HTTPMethod, _ path: String, body: (any Encodable & Sendable)? = nil,
+                     query: [String: String] = [:]) async throws(BDockerError) -> HTTPClientResponse {
+        var url = endpoint + path
+        if !query.isEmpty {
+            var components = URLComponents()
+            components.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+            url += "?" + (components.percentEncodedQuery ?? "")
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let body {
+            do {
+                let data = try JSONEncoder().encode(body)
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(data: data))
+            } catch {
+                throw .internalFault("cannot encode the request: \(error)")
+            }
+        }
+        do {
+            return try await http.execute(request, timeout: timeout)
+        } catch {
+            throw .unavailable("cannot reach bdockerd at \(endpoint): \(Self.describe(error))")
+        }
+    }
+
+    public static func error(status: Int, data: Data) -> BDockerError {
+        let message = (try? JSONDecoder().decode(Envelope<String>.self, from: data).results)
+            ?? String(decoding: data.prefix(300), as: UTF8.self)
+        return BDockerError.fromHTTP(status: status, message: message.isEmpty ? "HTTP \(status)" : message)
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let text = String(describing: error)
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused (is bdockerd running?)" }
+        if text.contains("deadlineExceeded") || text.contains("readTimeout") { return "timed out" }
+        return text
+    }
+}

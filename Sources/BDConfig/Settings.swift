@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+
+/// Which daemon a configuration file describes.
+public enum Role: String, Sendable, CaseIterable {
+    case working
+    case accounting
+}
+
+/// The validated contents of a bdocker configuration file. Every key of the original format is
+/// here; new keys have defaults so an existing file keeps working.
+public struct Settings: Sendable, Equatable {
+    public struct Server: Sendable, Equatable {
+        public var host: String = "127.0.0.1"
+        public var port: Int = 5000
+        public var logLevel: Logger.Level = .info
+        public var loggingFile: String?
+        public var workers: Int = 1
+        /// Seconds a client waits for a reply (and the daemon for the Docker engine).
+        public var timeout: Int = 500
+        /// The daemon's one SQLite file.
+        public var database: String
+        /// Where the numbered migration files live; nil = look in the standard places.
+        public var migrationsDir: String?
+    }
+
+    public struct Batch: Sendable, Equatable {
+        public var controller: String
+        public var enableCgroups: Bool = false
+        public var cgroupsDir: String = "/sys/fs/cgroup"
+        public var parentCgroup: String = "/bdocker"
+        public var accountingEndpoint: String?
+        public var onlyDockerAccounting: Bool = true
+        public var monitoringTime: Double = 10
+        public var includeWallclock: Bool = true
+        public var defaultRuWallclock: Double = 0
+        public var bdockerAccounting: String?
+    }
+
+    public struct Credentials: Sendable, Equatable {
+        public var controller: String = "TokenController"
+        public var tokenClientFile: String = ".bdocker_token"
+        public var adminTokenFile: String = "/etc/bdocker/admin_token"
+    }
+
+    public struct Docker: Sendable, Equatable {
+        public var baseURL: String = "unix:///var/run/docker.sock"
+    }
+
+    /// The file these settings came from, so later checks (controller names, paths) can
+    /// report errors that name it.
+    public var file: String
+    public var role: Role
+    public var server: Server
+    public var batch: Batch
+    public var credentials: Credentials
+    public var docker: Docker
+    /// Things worth telling the admin that do not stop the daemon (obsolete keys, unknown keys).
+    public var warnings: [String] = []
+
+    /// A `ConfigError` pointing at a key of this file, for checks made after loading.
+    public func error(_ section: String, _ key: String, _ problem: String) -> ConfigError {
+        ConfigError(file: file, section: section, key: key, problem)
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+
+/// The per-job token file in the user's HOME: `<HOME>/<token_client_file>_<JOB_ID>[.<TASK_ID>]`.
+/// Root writes and removes it in the prolog and epilog, so every step refuses to follow a
+/// symlink or reuse a file the user planted.
+public enum TokenFile {
+    public static func path(home: String, clientFile: String, jobID: String, taskID: String?) -> String {
+        var name = "\(clientFile)_\(jobID)"
+        if let taskID { name += ".\(taskID)" }
+        return (home as NSString).appendingPathComponent(name)
+    }
+
+    /// SGE sets SGE_TASK_ID to "undefined" outside array jobs.
+    public static func taskID(fromEnvironment value: String?) -> String? {
+        guard let value, !value.isEmpty, value != "undefined" else { return nil }
+        return value
+    }
+
+    /// Creates the file with O_EXCL|O_NOFOLLOW (an existing file or symlink is refused, never
+    /// followed), writes the token, then gives it to the user with mode 0600.
+    public static func create(path: String, token: String, uid: Int, gid: Int) throws(BDockerError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let err = errno
+            if err == EEXIST {
+                throw .conflict("token file \(path) already exists (or is a symlink); refusing to overwrite it. "
+                    + "Remove it if it is stale.")
+            }
+            throw .internalFault("cannot create token file \(path): \(String(cString: strerror(err)))")
+        }
+        defer { close(fd) }
+        let bytes = Array((token + "\n").utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fchown(fd, uid_t(uid), gid_t(gid)) == 0, fchmod(fd, 0o600) == 0, fsync(fd) == 0 else {
+            let message = String(cString: strerror(errno))
+            unlink(path)
+            throw .internalFault("cannot write token file \(path): \(message)")
+        }
+    }
+
+    /// Reads a token file without following a symlink; when `expectedOwner` is given the file
+    /// must belong to that uid (root reading a file in a user's HOME).
+    public static func read(path: String, expectedOwner: Int? = nil) throws(BDockerError) -> String {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            let err = errno
+            if err == ENOENT {
+                throw .notFound("no token file \(path); give the token with -t/--token")
+            }
+            if err == ELOOP { throw .forbidden("token file \(path) is a symlink; refusing to follow it") }
+            throw .forbidden("cannot read token file \(path): \(String(cString: strerror(err)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size < 4096 else {
+            throw .forbidden("token file \(path) is not a small regular file")
+        }
+        if let expectedOwner, Int(st.st_uid) != expectedOwner {
+            throw .forbidden("token file \(path) is owned by uid \(st.st_uid), not the job's user (uid \(expectedOwner))")
+        }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { throw .invalidInput("token file \(path) is empty") }
+        let token = String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw .invalidInput("token file \(path) is empty") }
+        return token
+    }
+}

@@ -1,0 +1,105 @@
+/// The JSON bodies the client and the daemons exchange. Field names follow the original
+/// bdocker API (snake_case), so a site's existing scripts keep working.
+
+/// Every reply: `{"status_code": N, "results": ...}`.
+public struct Envelope<Results: Codable & Sendable>: Codable, Sendable {
+    public var statusCode: Int
+    public var results: Results
+
+    public init(statusCode: Int, results: Results) {
+        self.statusCode = statusCode
+        self.results = results
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case statusCode = "status_code"
+        case results
+    }
+}
+
+/// The job a configure call is about, as the prolog sees it.
+public struct JobInfo: Codable, Sendable, Equatable {
+    public var id: String
+    /// Array task id; nil (or SGE's "undefined") for a plain job.
+    public var taskID: String?
+    /// `$SGE_JOB_SPOOL_DIR` or the batch system's equivalent.
+    public var spool: String?
+
+    public init(id: String, taskID: String? = nil, spool: String? = nil) {
+        self.id = id
+        self.taskID = taskID
+        self.spool = spool
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, spool
+        case taskID = "task_id"
+    }
+}
+
+public struct UserCredentials: Codable, Sendable, Equatable {
+    public var user: String
+    public var uid: Int
+    public var gid: Int
+    public var home: String
+    public var job: JobInfo
+
+    public init(user: String, uid: Int, gid: Int, home: String, job: JobInfo) {
+        self.user = user
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+        self.job = job
+    }
+}
+
+/// `POST /configuration`; the reply's results is the new user token.
+public struct ConfigureRequest: Codable, Sendable {
+    public var adminToken: String
+    public var userCredentials: UserCredentials
+
+    public init(adminToken: String, userCredentials: UserCredentials) {
+        self.adminToken = adminToken
+        self.userCredentials = userCredentials
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case adminToken = "admin_token"
+        case userCredentials = "user_credentials"
+    }
+}
+
+/// `DELETE /clean`.
+public struct CleanRequest: Codable, Sendable {
+    public var adminToken: String
+    public var token: String
+
+    public init(adminToken: String, token: String) {
+        self.adminToken = adminToken
+        self.token = token
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case adminToken = "admin_token"
+        case token
+    }
+}
+
+/// `GET /status`: what runs and which schema it has.
+public struct StatusResult: Codable, Sendable {
+    public var role: String
+    public var version: String
+    public var database: String
+    public var migrations: [String]
+
+    public init(role: String, version: String, database: String, migrations: [String]) {
+        self.role = role
+        self.version = version
+        self.database = database
+        self.migrations = migrations
+    }
+}
+
+public enum BDockerVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,89 @@
+import BDCore
+import BDStore
+import Crypto
+import Foundation
+import GRDB
+
+/// The default credentials driver (`[credentials] controller = TokenController`): random
+/// 256-bit user tokens kept as SHA-256 hashes in the daemon's database, and one admin token read
+/// from a root-only file.
+public struct SQLiteTokenController: TokenController {
+    public static let name = "TokenController"
+
+    let pool: DatabasePool
+    let adminToken: AdminToken
+
+    public init(pool: DatabasePool, adminToken: AdminToken) {
+        self.pool = pool
+        self.adminToken = adminToken
+    }
+
+    public func verifyAdmin(_ presented: String?) throws(BDockerError) {
+        guard let presented, !presented.isEmpty else {
+            throw .unauthorized("this call needs the admin token")
+        }
+        guard adminToken.matches(presented) else {
+            // A valid user token here is a permission problem, not a bad credential.
+            throw .forbidden("this call needs the admin token; a user token cannot configure, clean or notify")
+        }
+    }
+
+    public func issueToken(forJob jobID: Int64, db: Database) throws -> String {
+        let secret = TokenSecret.generate()
+        try TokenRecord(hash: TokenSecret.hash(secret), jobID: jobID).insert(db)
+        return secret
+    }
+
+    public func authenticate(_ presented: String?) async throws(BDockerError) -> UserSession {
+        guard let presented, !presented.isEmpty else {
+            throw .unauthorized("a token is required (-t TOKEN, or the job's token file)")
+        }
+        let hash = TokenSecret.hash(presented)
+        let session: UserSession?
+        do {
+            session = try await pool.read { db -> UserSession? in
+                guard let row = try Row.fetchOne(db, sql: """
+                    SELECT j.id, j.job_key, j.user, j.uid, j.gid, j.home
+                    FROM tokens t JOIN jobs j ON j.id = t.job_id
+                    WHERE t.hash = ? AND t.revoked_at IS NULL AND j.state = 'configured'
+                    """, arguments: [hash]) else { return nil }
+                return UserSession(jobID: row[0], jobKey: row[1], user: row[2], uid: row[3], gid: row[4], home: row[5])
+            }
+        } catch {
+            throw .internalFault("token lookup failed: \(error)")
+        }
+        guard let session else {
+            if adminToken.matches(presented) {
+                throw .forbidden("the admin token cannot run user commands; use the job's token")
+            }
+            throw .unauthorized("the token is not valid (unknown, or its job was cleaned)")
+        }
+        return session
+    }
+
+    public func revoke(_ presented: String, db: Database) throws {
+        try db.execute(sql: "UPDATE tokens SET revoked_at = ? WHERE hash = ? AND revoked_at IS NULL",
+                       arguments: [Date().timeIntervalSince1970, TokenSecret.hash(presented)])
+    }
+}
+
+/// Making and hashing token secrets.
+public enum TokenSecret {
+    /// 32 bytes from the system CSPRNG, hex: 256 bits.
+    public static func generate() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+
+    public static func hash(_ secret: String) -> String {
+        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Compares without an early exit, so timing does not reveal a prefix.
+    public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<min(x.count, y.count) { diff |= x[i] ^ y[i] }
+        return diff == 0
+    }
+}

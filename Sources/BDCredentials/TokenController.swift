@@ -1,0 +1,46 @@
+import BDCore
+import BDStore
+import GRDB
+
+/// Who a user token speaks for: the job it was made for and that job's user.
+public struct UserSession: Sendable, Equatable {
+    public var jobID: Int64
+    public var jobKey: String
+    public var user: String
+    public var uid: Int
+    public var gid: Int
+    public var home: String
+}
+
+/// The credentials seam of the seed's design. A driver decides how tokens are made, checked and
+/// revoked; the authorization rules (`AccessPolicy`) are the same for every driver.
+///
+/// A driver keeps its state in the daemon's database so that issuing a token can share one
+/// transaction with creating the job row: a crash leaves both or neither.
+public protocol TokenController: Sendable {
+    /// The name `[credentials] controller` uses for this driver.
+    static var name: String { get }
+
+    /// Succeeds only for the admin token (configure, clean, notify).
+    func verifyAdmin(_ presented: String?) throws(BDockerError)
+
+    /// Makes a new user token for the job, inside the caller's write transaction, and returns
+    /// the secret. Only a hash of it is kept.
+    func issueToken(forJob jobID: Int64, db: Database) throws -> String
+
+    /// The session of a live user token; `unauthorized` for a missing, unknown or revoked one.
+    func authenticate(_ presented: String?) async throws(BDockerError) -> UserSession
+
+    /// Revokes the user token inside the caller's write transaction.
+    func revoke(_ presented: String, db: Database) throws
+}
+
+extension TokenController {
+    /// Rejects the admin token where a user token is expected, with a message that says so.
+    public func requireUserToken(_ presented: String?) async throws(BDockerError) -> UserSession {
+        if let presented, (try? verifyAdmin(presented)) != nil {
+            throw .forbidden("the admin token cannot run user commands; use the job's token")
+        }
+        return try await authenticate(presented)
+    }
+}

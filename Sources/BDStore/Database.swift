@@ -1,0 +1,95 @@
+import BDCore
+import Foundation
+import GRDB
+
+/// The daemon's one SQLite database: WAL (through `DatabasePool`), foreign keys on, a busy
+/// timeout so concurrent writers wait instead of failing, and the role's migrations applied.
+public struct BDockerDatabase: Sendable {
+    public let path: String
+    public let pool: DatabasePool
+    /// Identifiers of the migrations applied, in order.
+    public let appliedMigrations: [String]
+
+    /// Opens (creating if new) and migrates. A file written by a newer bdocker, or a file that is
+    /// not an SQLite database, is refused with a message naming it: never recreated.
+    public static func open(path: String, role: String, migrationsDir: String?) throws(BDockerError) -> BDockerDatabase {
+        let (_, files) = try MigrationSource.load(role: role, configured: migrationsDir)
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw .internalFault("cannot create the database directory \(directory): \(error.localizedDescription)")
+            }
+        }
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration())
+        } catch {
+            throw describe(error, path: path)
+        }
+        let migrator = MigrationSource.migrator(files)
+        do {
+            let known = Set(files.map(\.identifier))
+            let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+            let unknown = applied.subtracting(known)
+            if !unknown.isEmpty {
+                throw BDockerError.internalFault(
+                    "database \(path) was written by a newer bdocker (it has migrations "
+                    + unknown.sorted().joined(separator: ", ")
+                    + " that this version does not know); refusing to use it. Install the newer bdocker or move the file aside.")
+            }
+            try migrator.migrate(pool)
+            let done = try pool.read { db in try migrator.appliedMigrations(db) }
+            return BDockerDatabase(path: path, pool: pool, appliedMigrations: done)
+        } catch let error as BDockerError {
+            throw error
+        } catch {
+            throw describe(error, path: path)
+        }
+    }
+
+    /// Applied and pending migrations of an existing file, without changing it (for
+    /// `bdockerd --check-config`). Nil when the file does not exist yet.
+    public static func inspect(path: String, role: String, migrationsDir: String?) throws(BDockerError)
+        -> (applied: [String], pending: [String], unknown: [String])? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let (_, files) = try MigrationSource.load(role: role, configured: migrationsDir)
+        do {
+            var config = configuration()
+            config.readonly = true
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            let migrator = MigrationSource.migrator(files)
+            let applied = try queue.read { db in try migrator.appliedIdentifiers(db) }
+            let ordered = files.map(\.identifier)
+            return (ordered.filter(applied.contains), ordered.filter { !applied.contains($0) },
+                    applied.subtracting(ordered).sorted())
+        } catch {
+            throw describe(error, path: path)
+        }
+    }
+
+    public static func configuration() -> Configuration {
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(10)
+        config.label = "bdocker"
+        return config
+    }
+
+    static func describe(_ error: Error, path: String) -> BDockerError {
+        if let db = error as? DatabaseError {
+            switch db.resultCode {
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+                return .internalFault("database \(path) is corrupt or not an SQLite database (\(db.message ?? "\(db.resultCode)")); "
+                    + "refusing to start. Restore it from a backup or move it aside; bdocker never recreates it by itself.")
+            case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY:
+                return .internalFault("cannot open database \(path): \(db.message ?? "\(db.resultCode)")")
+            default:
+                return .internalFault("database \(path): \(db.message ?? "\(db)")")
+            }
+        }
+        return .internalFault("database \(path): \(error)")
+    }
+}

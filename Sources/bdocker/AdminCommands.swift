@@ -1,0 +1,117 @@
+import ArgumentParser
+import BDClient
+import BDConfig
+import BDCore
+import Foundation
+
+/// `bdocker configure`: the prolog's call. Creates the job's token and environment on the
+/// working node and writes the token into the user's HOME.
+struct Configure: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Set up bdocker for a batch job (root, in the prolog).",
+        discussion: "Reads JOB_ID, SGE_TASK_ID, USER and SGE_JOB_SPOOL_DIR from the environment.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(name: .shortAndLong, help: "The job's user (default: $USER).")
+    var user: String?
+
+    @Option(name: .long, help: "Job id (default: $JOB_ID).")
+    var jobId: String?
+
+    @Option(name: .long, help: "Array task id (default: $SGE_TASK_ID unless 'undefined').")
+    var taskId: String?
+
+    @Option(name: .long, help: "Job spool directory (default: $SGE_JOB_SPOOL_DIR).")
+    var spool: String?
+
+    func run() async throws {
+        do {
+            let env = ProcessInfo.processInfo.environment
+            guard geteuid() == 0 else { throw BDockerError.forbidden("configure must run as root (in the prolog)") }
+            let settings = try connection.settings()
+            guard let userName = user ?? env["USER"], !userName.isEmpty else {
+                throw BDockerError.invalidInput("no user: set USER or pass -u/--user")
+            }
+            guard let entry = PasswdEntry.lookup(name: userName) else {
+                throw BDockerError.invalidInput("user '\(userName)' is not in the passwd database")
+            }
+            guard let job = jobId ?? env["JOB_ID"], !job.isEmpty else {
+                throw BDockerError.invalidInput("no job id: set JOB_ID or pass --job-id")
+            }
+            let task = TokenFile.taskID(fromEnvironment: taskId ?? env["SGE_TASK_ID"])
+            let adminToken = try AdminTokenFile.read(path: settings.credentials.adminTokenFile)
+            let client = try connection.client(settings: settings)
+            let request = ConfigureRequest(
+                adminToken: adminToken,
+                userCredentials: UserCredentials(user: entry.name, uid: entry.uid, gid: entry.gid, home: entry.home,
+                                                 job: JobInfo(id: job, taskID: task, spool: spool ?? env["SGE_JOB_SPOOL_DIR"])))
+            let token: String = try await client.call(.POST, "/configuration", body: request)
+            let path = TokenFile.path(home: entry.home, clientFile: settings.credentials.tokenClientFile, jobID: job, taskID: task)
+            do {
+                try TokenFile.create(path: path, token: token, uid: entry.uid, gid: entry.gid)
+            } catch {
+                // Without its file the token is useless: undo the configure so nothing is left.
+                let _: String? = try? await client.call(.DELETE, "/clean", body: CleanRequest(adminToken: adminToken, token: token))
+                throw error
+            }
+            print(path)
+        } catch {
+            exitWithError(error)
+        }
+    }
+}
+
+/// `bdocker clean`: the epilog's call. Removes what the job left and revokes its token.
+struct Clean: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Tear down bdocker for a batch job (root, in the epilog).",
+        discussion: "Uses -t/--token, else the job's token file in the user's HOME, which it removes afterwards.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(name: .shortAndLong, help: "The job's token (default: read from the job's token file).")
+    var token: String?
+
+    @Option(name: .shortAndLong, help: "The job's user (default: $USER).")
+    var user: String?
+
+    @Option(name: .long, help: "Job id (default: $JOB_ID).")
+    var jobId: String?
+
+    @Option(name: .long, help: "Array task id (default: $SGE_TASK_ID unless 'undefined').")
+    var taskId: String?
+
+    func run() async throws {
+        do {
+            let env = ProcessInfo.processInfo.environment
+            guard geteuid() == 0 else { throw BDockerError.forbidden("clean must run as root (in the epilog)") }
+            let settings = try connection.settings()
+            let adminToken = try AdminTokenFile.read(path: settings.credentials.adminTokenFile)
+            var tokenPath: String?
+            var secret = token
+            if secret == nil {
+                guard let userName = user ?? env["USER"], let entry = PasswdEntry.lookup(name: userName) else {
+                    throw BDockerError.invalidInput("no token: pass -t/--token, or set USER (or -u) to find the job's token file")
+                }
+                guard let job = jobId ?? env["JOB_ID"], !job.isEmpty else {
+                    throw BDockerError.invalidInput("no job id: set JOB_ID or pass --job-id")
+                }
+                let task = TokenFile.taskID(fromEnvironment: taskId ?? env["SGE_TASK_ID"])
+                let path = TokenFile.path(home: entry.home, clientFile: settings.credentials.tokenClientFile, jobID: job, taskID: task)
+                secret = try TokenFile.read(path: path, expectedOwner: entry.uid)
+                tokenPath = path
+            }
+            let client = try connection.client(settings: settings)
+            let result: Result<String, BDockerError> = await Result(catching: { () async throws(BDockerError) -> String in
+                try await client.call(.DELETE, "/clean", body: CleanRequest(adminToken: adminToken, token: secret!))
+            })
+            // Cleaned now, or already cleaned by a retried epilog (401): the file is useless either way.
+            if let tokenPath, case .success = result { unlink(tokenPath) }
+            if let tokenPath, case .failure(.unauthorized) = result { unlink(tokenPath) }
+            print(try result.get())
+        } catch {
+            exitWithError(error)
+        }
+    }
+}

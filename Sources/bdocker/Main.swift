@@ -1,0 +1,54 @@
+import ArgumentParser
+import BDClient
+import BDConfig
+import BDCore
+import Foundation
+
+@main
+struct BDocker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bdocker",
+        abstract: "Run Docker containers inside a batch job, accounted to the job.",
+        discussion: """
+            configure and clean run as root in the batch system's prolog and epilog; every other \
+            command runs inside the job with the job's token.
+            """,
+        version: BDockerVersion.current,
+        subcommands: [Configure.self, Clean.self])
+}
+
+/// Options every command takes: where the daemon is and which config file to read.
+struct ConnectionOptions: ParsableArguments {
+    @Option(name: [.customShort("H"), .long], help: "Daemon endpoint, e.g. 127.0.0.1:5000 (default: [server] host and port of the config).")
+    var host: String?
+
+    @Option(name: .long, help: "Configuration file (default: $BDOCKER_CONF_FILE, else /etc/configure_bdocker.cfg).")
+    var config: String?
+
+    /// The validated settings; admin commands need the whole file (admin token path).
+    func settings() throws(BDockerError) -> Settings {
+        let path = SettingsLoader.resolvePath(explicit: config)
+        do {
+            return try SettingsLoader.load(path: path)
+        } catch {
+            throw .invalidInput("configuration error: \(error)")
+        }
+    }
+
+    /// The daemon to talk to: `-H`, else the config's `[server]`, else 127.0.0.1:5000 when the
+    /// default config file does not exist on this machine.
+    func client(settings: Settings?) throws(BDockerError) -> DaemonClient {
+        if let host { return DaemonClient(endpoint: host, timeoutSeconds: settings?.server.timeout ?? 500) }
+        if let settings {
+            return DaemonClient(endpoint: "\(settings.server.host):\(settings.server.port)", timeoutSeconds: settings.server.timeout)
+        }
+        return DaemonClient(endpoint: "127.0.0.1:5000")
+    }
+}
+
+/// Prints one clear line on stderr and exits non-zero; the shape every failure takes.
+func exitWithError(_ error: any Error, code: Int32 = 1) -> Never {
+    let message = (error as? BDockerError)?.message ?? String(describing: error)
+    FileHandle.standardError.write(Data("bdocker: \(message)\n".utf8))
+    Foundation.exit(code)
+}

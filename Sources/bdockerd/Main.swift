@@ -1,0 +1,103 @@
+import ArgumentParser
+import BDAPI
+import BDConfig
+import BDCore
+import BDStore
+import Foundation
+import Hummingbird
+import Logging
+
+@main
+struct BDockerd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bdockerd",
+        abstract: "The bdocker daemon: the working-node API or the accounting API, by [resource] role.",
+        version: BDockerVersion.current)
+
+    @Option(name: .shortAndLong, help: "Configuration file (default: $BDOCKER_CONF_FILE, else /etc/configure_bdocker.cfg).")
+    var config: String?
+
+    @Option(help: "Override [resource] role (working or accounting).")
+    var role: String?
+
+    @Flag(help: "Validate the configuration, show the database's migrations, and exit.")
+    var checkConfig = false
+
+    func run() async throws {
+        let path = SettingsLoader.resolvePath(explicit: config)
+        var settings: Settings
+        do {
+            settings = try SettingsLoader.load(path: path)
+        } catch {
+            fail("configuration error: \(error)", code: 78)  // EX_CONFIG
+        }
+        if let role {
+            guard let parsed = Role(rawValue: role) else { fail("--role must be 'working' or 'accounting', not '\(role)'", code: 64) }
+            if parsed != settings.role {
+                // The default database follows the role unless the file names one.
+                if settings.server.database == "/var/lib/bdocker/\(settings.role.rawValue).sqlite" {
+                    settings.server.database = "/var/lib/bdocker/\(parsed.rawValue).sqlite"
+                }
+                settings.role = parsed
+            }
+        }
+        if checkConfig {
+            checkAndExit(settings)
+        }
+
+        do {
+            try DaemonLogging.bootstrap(level: settings.server.logLevel, file: settings.server.loggingFile)
+        } catch {
+            fail("\(error)", code: 78)
+        }
+        let logger = Logger(label: "bdockerd")
+        for warning in settings.warnings { logger.warning("\(warning)") }
+        do {
+            let daemon = try Daemon(settings: settings, logger: logger)
+            logger.info("bdockerd \(BDockerVersion.current), role \(settings.role.rawValue), config \(settings.file), database \(daemon.database.path) (migrations: \(daemon.database.appliedMigrations.joined(separator: ", ")))")
+            let host = settings.server.host
+            let app = try daemon.application { port in
+                logger.info("listening on \(host):\(port)")
+            }
+            // runService stops cleanly on SIGTERM and SIGINT.
+            try await app.runService()
+            logger.info("stopped")
+        } catch let error as BDockerError {
+            logger.critical("\(error.message)")
+            Foundation.exit(1)
+        } catch let error as ConfigError {
+            logger.critical("configuration error: \(error)")
+            Foundation.exit(78)
+        }
+    }
+
+    func checkAndExit(_ settings: Settings) -> Never {
+        print("configuration \(settings.file): OK")
+        print("role: \(settings.role.rawValue)")
+        print("listen: \(settings.server.host):\(settings.server.port)")
+        print("database: \(settings.server.database)")
+        for warning in settings.warnings { print("warning: \(warning)") }
+        do {
+            let (dir, files) = try MigrationSource.load(role: settings.role.rawValue, configured: settings.server.migrationsDir)
+            print("migrations: \(dir) (\(files.map(\.identifier).joined(separator: ", ")))")
+            if let state = try BDockerDatabase.inspect(path: settings.server.database, role: settings.role.rawValue,
+                                                       migrationsDir: settings.server.migrationsDir) {
+                print("applied: \(state.applied.isEmpty ? "none" : state.applied.joined(separator: ", "))")
+                print("pending: \(state.pending.isEmpty ? "none" : state.pending.joined(separator: ", "))")
+                if !state.unknown.isEmpty {
+                    fail("database \(settings.server.database) has migrations this version does not know: \(state.unknown.joined(separator: ", "))", code: 1)
+                }
+            } else {
+                print("applied: none (the database does not exist yet; it is created at start)")
+            }
+        } catch {
+            fail("\(error)", code: 1)
+        }
+        Foundation.exit(0)
+    }
+}
+
+func fail(_ message: String, code: Int32) -> Never {
+    FileHandle.standardError.write(Data("bdockerd: \(message)\n".utf8))
+    Foundation.exit(code)
+}

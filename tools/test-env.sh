@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# tools/test-env.sh — prepare the bdocker integration-test environment (Debian 12, run as root).
+#
+#   tools/test-env.sh up       install packages, start a private dockerd + registry, push the
+#                              busybox test image, create test users, write /run/bdocker-test/env
+#   tools/test-env.sh down     stop only what `up` started (data dirs are kept for a fast next `up`)
+#   tools/test-env.sh status   show what runs (exit 0 = everything up, 3 = something missing)
+#
+# Tests then do:  . /run/bdocker-test/env
+#
+# Everything lives under its own paths (socket, data-root, exec-root, port 5055), so it never
+# touches /var/run/docker.sock or a system dockerd. No network is needed except Debian apt.
+set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"   # dockerd, useradd live in sbin
+
+RUN_DIR=/run/bdocker-test
+LIB_DIR=/var/lib/bdocker-test
+LOG_DIR=/var/log/bdocker-test
+
+SOCK=$RUN_DIR/docker.sock
+DOCKER_URL=unix://$SOCK
+DOCKERD_PIDFILE=$RUN_DIR/dockerd.pid
+DOCKERD_LOG=$LOG_DIR/dockerd.log
+
+REGISTRY_ADDR=127.0.0.1:5055
+REGISTRY_BIN=/usr/bin/docker-registry
+REGISTRY_DIR=$LIB_DIR/registry
+REGISTRY_CONF=$REGISTRY_DIR/config.yml
+REGISTRY_PIDFILE=$RUN_DIR/registry.pid
+REGISTRY_LOG=$LOG_DIR/registry.log
+
+IMAGE_REPO=$REGISTRY_ADDR/busybox
+IMAGE_TAGS=(latest 1.35)
+# Bump when the image recipe below changes: a registry holding an older build gets re-pushed.
+IMAGE_RECIPE=2
+IMAGE_STAMP=$REGISTRY_DIR/busybox-image.recipe
+TEST_USERS=(bdtest1 bdtest2)
+PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl)
+
+ENV_FILE=$RUN_DIR/env
+STARTED_FILE=$RUN_DIR/started   # lines "<service> <pid>" for services this script started
+
+DOCKERD_TIMEOUT=60
+REGISTRY_TIMEOUT=30
+STOP_TIMEOUT=20
+
+log() { echo "test-env: $*" >&2; }
+die() { echo "test-env: ERROR: $*" >&2; exit 1; }
+
+# Prefer the client shipped with docker.io (same version as the engine); fall back to PATH.
+docker_cli() {
+    local bin=docker
+    [[ -x /usr/bin/docker ]] && bin=/usr/bin/docker
+    "$bin" -H "$DOCKER_URL" "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# process helpers: a pid counts as ours only if it is alive (not a zombie) and has the right name,
+# so a stale pidfile whose pid got reused by something else is never signalled.
+alive_as() { # NAME PID
+    local name=$1 pid=$2 state
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ -r /proc/$pid/comm && $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]] || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [[ $state != Z && $state != X ]]
+}
+
+# Log lines since our last "=== ... test-env.sh up" marker (i.e. this start attempt only).
+log_tail() { tac "$1" 2>/dev/null | sed '/^=== /q' | tac | tail -n 40 >&2 || true; }
+
+read_pid() { [[ -r $1 ]] && tr -dc '0-9' <"$1"; }
+
+record_started() { # SERVICE PID — keep other services' lines, replace this one's
+    local tmp
+    tmp=$(mktemp "$RUN_DIR/started.XXXXXX")
+    { [[ -f $STARTED_FILE ]] && grep -v "^$1 " "$STARTED_FILE" || true; echo "$1 $2"; } >"$tmp"
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$STARTED_FILE"
+}
+
+started_pid() { # SERVICE — pid recorded by an earlier `up`, if that process still lives
+    local name=$1 pid
+    [[ -r $STARTED_FILE ]] || return 1
+    pid=$(awk -v s="$1" '$1 == s {print $2}' "$STARTED_FILE")
+    [[ $name == registry ]] && name=docker-registry
+    [[ -n $pid ]] && alive_as "$name" "$pid" && echo "$pid"
+}
+
+stop_pid() { # NAME PID — SIGTERM, wait, SIGKILL
+    local name=$1 pid=$2 i
+    if ! alive_as "$name" "$pid"; then
+        log "$name (pid $pid) is not running any more"
+        return 0
+    fi
+    log "stopping $name (pid $pid) with SIGTERM"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < STOP_TIMEOUT * 2; i++)); do
+        alive_as "$name" "$pid" || { log "$name stopped"; return 0; }
+        sleep 0.5
+    done
+    log "$name (pid $pid) still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 20; i++)); do
+        alive_as "$name" "$pid" || return 0
+        sleep 0.25
+    done
+    die "$name (pid $pid) survived SIGKILL"
+}
+
+# ---------------------------------------------------------------------------------------------
+ensure_packages() {
+    local p missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+    done
+    if ((${#missing[@]} == 0)); then
+        log "packages present: ${PACKAGES[*]}"
+        return 0
+    fi
+    log "installing missing packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Without systemd, the postinst scripts would start a *system* dockerd/registry through their
+    # init scripts. We don't want those, so forbid service starts during the install (unless the
+    # machine already has its own policy-rc.d, which we leave alone).
+    local policy=/usr/sbin/policy-rc.d added_policy=
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added_policy=1
+    fi
+    local rc=0
+    { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } >&2 || rc=$?
+    if [[ -n $added_policy ]]; then rm -f "$policy"; fi
+    ((rc == 0)) || die "apt-get failed (exit $rc)"
+}
+
+# ---------------------------------------------------------------------------------------------
+dockerd_answers() { docker_cli version >/dev/null 2>&1; }
+
+launch_dockerd() { # prints the new dockerd's pid
+    mkdir -p "$LIB_DIR/docker" "$RUN_DIR/docker-exec" "$LOG_DIR"
+    local args=(--iptables=false --ip6tables=false --bridge=none --storage-driver=vfs
+        --data-root "$LIB_DIR/docker" --exec-root "$RUN_DIR/docker-exec"
+        -H "$DOCKER_URL" --pidfile "$DOCKERD_PIDFILE")
+    # If a system containerd exists, dockerd attaches to it instead of starting its own;
+    # then use separate namespaces so we cannot clash with a system dockerd's containers.
+    if [[ -S /run/containerd/containerd.sock ]]; then
+        args+=(--containerd-namespace bdocker-test --containerd-plugins-namespace bdocker-test-plugins)
+    fi
+    log "starting dockerd (log: $DOCKERD_LOG)"
+    echo "=== $(date -Is) test-env.sh up: dockerd ${args[*]}" >>"$DOCKERD_LOG"
+    # setsid+nohup: detach from our session; 9>&- : don't inherit our lock fd.
+    setsid nohup dockerd "${args[@]}" >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
+    local launched=$! i
+    for ((i = 0; i < DOCKERD_TIMEOUT * 2; i++)); do
+        dockerd_answers && break
+        if ! alive_as dockerd "$launched"; then
+            log_tail "$DOCKERD_LOG"
+            die "dockerd exited during startup (see $DOCKERD_LOG)"
+        fi
+        sleep 0.5
+    done
+    if ! dockerd_answers; then
+        log_tail "$DOCKERD_LOG"
+        kill -TERM "$launched" 2>/dev/null || true
+        die "dockerd did not answer on $SOCK within ${DOCKERD_TIMEOUT}s (see $DOCKERD_LOG)"
+    fi
+    echo "$launched"   # setsid/nohup exec in place, so this is dockerd itself
+}
+
+start_dockerd() {
+    local pid i
+    pid=$(read_pid "$DOCKERD_PIDFILE" || true)
+    if [[ -n $pid ]] && alive_as dockerd "$pid"; then
+        log "reusing running dockerd (pid $pid)"
+    elif pid=$(started_pid dockerd); then
+        log "pidfile lost, but dockerd pid $pid from $STARTED_FILE is alive; reusing it"
+        echo "$pid" >"$DOCKERD_PIDFILE"
+    else
+        if [[ -e $DOCKERD_PIDFILE ]]; then log "removing stale $DOCKERD_PIDFILE"; rm -f "$DOCKERD_PIDFILE"; fi
+        if dockerd_answers; then
+            # Someone else answers on our socket: use it, but never stop it.
+            log "WARNING: $SOCK answers but no live dockerd pidfile; using it as is (down will not stop it)"
+            return 0
+        fi
+        pid=$(launch_dockerd)
+        record_started dockerd "$pid"
+        log "dockerd up (pid $pid)"
+        return 0
+    fi
+    # A reused engine may still be starting (e.g. a parallel run): wait for it too.
+    for ((i = 0; i < DOCKERD_TIMEOUT * 2; i++)); do dockerd_answers && return 0; sleep 0.5; done
+    log_tail "$DOCKERD_LOG"
+    die "dockerd (pid $pid) does not answer on $SOCK"
+}
+
+# ---------------------------------------------------------------------------------------------
+registry_answers() { curl -sf -o /dev/null --max-time 5 "http://$REGISTRY_ADDR/v2/"; }
+
+write_registry_config() {
+    mkdir -p "$REGISTRY_DIR/data"
+    cat >"$REGISTRY_CONF.tmp" <<EOF
+# Written by tools/test-env.sh — private registry for bdocker integration tests.
+version: 0.1
+log:
+  level: info
+  fields:
+    service: bdocker-test-registry
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: $REGISTRY_ADDR
+  headers:
+    X-Content-Type-Options: [nosniff]
+EOF
+    mv -f "$REGISTRY_CONF.tmp" "$REGISTRY_CONF"
+}
+
+start_registry() {
+    local pid i
+    pid=$(read_pid "$REGISTRY_PIDFILE" || true)
+    if [[ -n $pid ]] && alive_as docker-registry "$pid"; then
+        log "reusing running registry (pid $pid)"
+    elif pid=$(started_pid registry); then
+        log "pidfile lost, but registry pid $pid from $STARTED_FILE is alive; reusing it"
+        echo "$pid" >"$REGISTRY_PIDFILE"
+    else
+        if [[ -e $REGISTRY_PIDFILE ]]; then log "removing stale $REGISTRY_PIDFILE"; rm -f "$REGISTRY_PIDFILE"; fi
+        if registry_answers; then
+            log "WARNING: $REGISTRY_ADDR answers but no live registry pidfile; using it as is (down will not stop it)"
+            return 0
+        fi
+        [[ -x $REGISTRY_BIN ]] || die "$REGISTRY_BIN missing (package docker-registry)"
+        write_registry_config
+        mkdir -p "$LOG_DIR"
+        log "starting registry on $REGISTRY_ADDR (log: $REGISTRY_LOG)"
+        echo "=== $(date -Is) test-env.sh up: $REGISTRY_BIN serve $REGISTRY_CONF" >>"$REGISTRY_LOG"
+        setsid nohup "$REGISTRY_BIN" serve "$REGISTRY_CONF" >>"$REGISTRY_LOG" 2>&1 </dev/null 9>&- &
+        pid=$!
+        echo "$pid" >"$REGISTRY_PIDFILE"
+        record_started registry "$pid"
+    fi
+    for ((i = 0; i < REGISTRY_TIMEOUT * 4; i++)); do
+        registry_answers && { log "registry up (pid $pid)"; return 0; }
+        alive_as docker-registry "$pid" || break
+        sleep 0.25
+    done
+    log_tail "$REGISTRY_LOG"
+    die "registry (pid $pid) did not answer on http://$REGISTRY_ADDR/v2/ (see $REGISTRY_LOG)"
+}
+
+# ---------------------------------------------------------------------------------------------
+registry_has_tag() { # TAG
+    curl -sf -o /dev/null --max-time 10 -I \
+        -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+        "http://$REGISTRY_ADDR/v2/busybox/manifests/$1"
+}
+
+ensure_image() {
+    local tag stale=0
+    for tag in "${IMAGE_TAGS[@]}"; do registry_has_tag "$tag" || stale=1; done
+    [[ $(cat "$IMAGE_STAMP" 2>/dev/null || true) == "$IMAGE_RECIPE" ]] || stale=1
+    if ((stale == 0)); then
+        log "registry already has $IMAGE_REPO tags: ${IMAGE_TAGS[*]}; skipping image build"
+        return 0
+    fi
+
+    # busybox-static's /bin/busybox needs no libraries, so a rootfs with only it works.
+    # (ldd exits 1 for static binaries, hence the || true.)
+    [[ $(LANG=C ldd /bin/busybox 2>&1 || true) == *"not a dynamic executable"* ]] ||
+        die "/bin/busybox is not static (install busybox-static, not busybox)"
+
+    log "building $IMAGE_REPO from /bin/busybox (busybox-static $(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null))"
+    local rootfs
+    rootfs=$(mktemp -d "$LIB_DIR/rootfs.XXXXXX")
+    chmod 0755 "$rootfs"   # mktemp makes it 0700, which would lock non-root users out of /
+    # shellcheck disable=SC2064  # expand now: the path is fixed
+    trap "rm -rf '$rootfs'" EXIT
+
+    install -D -m 0755 /bin/busybox "$rootfs/bin/busybox"
+    local applet
+    while IFS= read -r applet; do   # e.g. bin/sh, usr/bin/id, sbin/ifconfig
+        [[ $applet == bin/busybox || $applet == linuxrc || -z $applet ]] && continue
+        mkdir -p "$rootfs/$(dirname "$applet")"
+        ln -sfn /bin/busybox "$rootfs/$applet"
+    done < <(/bin/busybox --list-full)
+    mkdir -p "$rootfs"/{etc,tmp,proc,sys,dev,home,root,var/tmp}
+    chmod 1777 "$rootfs/tmp" "$rootfs/var/tmp"
+    chmod 0700 "$rootfs/root"
+    printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/home:/bin/false' \
+        >"$rootfs/etc/passwd"
+    printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' 'nobody:x:65534:' >"$rootfs/etc/group"
+    chmod 0644 "$rootfs/etc/passwd" "$rootfs/etc/group"
+
+    # Fixed order/owner/mtime => the layer digest is the same on every machine.
+    tar -C "$rootfs" --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -c . |
+        docker_cli import --change 'CMD ["sh"]' \
+            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            - "$IMAGE_REPO:${IMAGE_TAGS[0]}" >/dev/null
+    for tag in "${IMAGE_TAGS[@]:1}"; do
+        docker_cli tag "$IMAGE_REPO:${IMAGE_TAGS[0]}" "$IMAGE_REPO:$tag"
+    done
+    for tag in "${IMAGE_TAGS[@]}"; do
+        log "pushing $IMAGE_REPO:$tag"
+        docker_cli push "$IMAGE_REPO:$tag" >&2
+        registry_has_tag "$tag" || die "push of $IMAGE_REPO:$tag did not reach the registry"
+    done
+    # Tests must really pull from the registry, so drop the local copies.
+    for tag in "${IMAGE_TAGS[@]}"; do docker_cli rmi "$IMAGE_REPO:$tag" >/dev/null; done
+    echo "$IMAGE_RECIPE" >"$IMAGE_STAMP"
+    rm -rf "$rootfs"
+    trap - EXIT
+}
+
+# ---------------------------------------------------------------------------------------------
+ensure_users() {
+    local u uid
+    for u in "${TEST_USERS[@]}"; do
+        if ! id -u "$u" >/dev/null 2>&1; then
+            log "creating user $u"
+            useradd -m -s /bin/bash "$u"
+        fi
+        uid=$(id -u "$u")
+        ((uid >= 1000)) || die "user $u exists with uid $uid < 1000"
+        log "user $u: uid=$uid gid=$(id -g "$u") home=$(getent passwd "$u" | cut -d: -f6)"
+    done
+}
+
+write_env() {
+    local uids=() u
+    for u in "${TEST_USERS[@]}"; do uids+=("$(id -u "$u")"); done
+    cat >"$ENV_FILE.tmp" <<EOF
+export BDOCKER_TEST_DOCKER_URL=$DOCKER_URL
+export BDOCKER_TEST_REGISTRY=$REGISTRY_ADDR
+export BDOCKER_TEST_IMAGE=$IMAGE_REPO:latest
+export BDOCKER_TEST_USERS="${TEST_USERS[*]}"
+export BDOCKER_TEST_USER_UIDS="${uids[*]}"
+EOF
+    mv -f "$ENV_FILE.tmp" "$ENV_FILE"
+    log "wrote $ENV_FILE"
+}
+
+# ---------------------------------------------------------------------------------------------
+cmd_up() {
+    local t0=$SECONDS
+    ensure_packages
+    start_dockerd
+    start_registry
+    ensure_image
+    ensure_users
+    write_env
+    touch "$STARTED_FILE"
+    log "up: ready in $((SECONDS - t0))s — use: . $ENV_FILE"
+}
+
+cmd_down() {
+    if [[ ! -s $STARTED_FILE ]]; then
+        log "down: nothing was started by test-env.sh up; nothing to stop"
+    else
+        local pid
+        # dockerd first (it owns the containers), then the registry.
+        pid=$(awk '$1 == "dockerd" {print $2}' "$STARTED_FILE")
+        if [[ -n $pid ]]; then
+            if alive_as dockerd "$pid" && dockerd_answers; then
+                local ids
+                ids=$(docker_cli ps -aq)
+                if [[ -n $ids ]]; then
+                    log "removing leftover containers: ${ids//$'\n'/ }"
+                    # shellcheck disable=SC2086
+                    docker_cli rm -f $ids >/dev/null || log "WARNING: could not remove all containers"
+                fi
+            fi
+            stop_pid dockerd "$pid"
+            # dockerd removes its pidfile on clean exit; not after SIGKILL.
+            if [[ $(read_pid "$DOCKERD_PIDFILE" || true) == "$pid" ]]; then rm -f "$DOCKERD_PIDFILE"; fi
+            # dockerd leaves its host-netns bind mount behind on shutdown; it is ours, so tidy it.
+            local ns=$RUN_DIR/docker-exec/netns/default
+            if ! alive_as dockerd "$pid" && mountpoint -q "$ns" 2>/dev/null; then
+                umount "$ns" || log "WARNING: could not unmount $ns"
+            fi
+        fi
+        pid=$(awk '$1 == "registry" {print $2}' "$STARTED_FILE")
+        if [[ -n $pid ]]; then
+            stop_pid docker-registry "$pid"
+            if [[ $(read_pid "$REGISTRY_PIDFILE" || true) == "$pid" ]]; then rm -f "$REGISTRY_PIDFILE"; fi
+        fi
+    fi
+    rm -f "$STARTED_FILE" "$ENV_FILE"
+    log "down: done (data kept in $LIB_DIR, logs in $LOG_DIR)"
+}
+
+cmd_status() {
+    local ok=1 pid u
+    pid=$(read_pid "$DOCKERD_PIDFILE" || true)
+    if dockerd_answers; then
+        echo "dockerd:  running (pid ${pid:-?}), $DOCKER_URL, engine $(docker_cli version -f '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null)"
+        echo "          containers: $(docker_cli ps -aq | wc -l), images: $(docker_cli images -q | wc -l)"
+    else
+        echo "dockerd:  not running${pid:+ (stale pidfile: $pid)}"
+        ok=0
+    fi
+    pid=$(read_pid "$REGISTRY_PIDFILE" || true)
+    if registry_answers; then
+        echo "registry: running (pid ${pid:-?}), http://$REGISTRY_ADDR, busybox tags: $(curl -sf "http://$REGISTRY_ADDR/v2/busybox/tags/list" || echo none)"
+    else
+        echo "registry: not running${pid:+ (stale pidfile: $pid)}"
+        ok=0
+    fi
+    for u in "${TEST_USERS[@]}"; do
+        if id "$u" >/dev/null 2>&1; then echo "user:     $(id "$u")"; else echo "user:     $u missing"; ok=0; fi
+    done
+    if [[ -f $STARTED_FILE ]]; then echo "started by up: $(tr '\n' ' ' <"$STARTED_FILE")"; fi
+    if [[ -f $ENV_FILE ]]; then echo "env file: $ENV_FILE"; sed 's/^/          /' "$ENV_FILE"; else echo "env file: missing"; ok=0; fi
+    ((ok)) && return 0 || return 3
+}
+
+usage() {
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+main() {
+    [[ $# -eq 1 ]] || usage
+    case $1 in up | down | status) ;; *) usage ;; esac
+    [[ $(id -u) -eq 0 ]] || die "must run as root"
+    mkdir -p "$RUN_DIR"
+    # One invocation at a time (fd 9 is closed for the daemons we spawn).
+    exec 9>"$RUN_DIR/lock"
+    flock -w 300 9 || die "another test-env.sh is running (lock $RUN_DIR/lock)"
+    "cmd_$1"
+}
+
+main "$@"
