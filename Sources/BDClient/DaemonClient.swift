@@ -12,7 +12,7 @@ public struct DaemonClient: Sendable {
     public let timeout: TimeAmount
     let http: HTTPClient
 
-    public init(endpoint: String, timeoutSeconds: Int = 500, http: HTTPClient = .shared) {
+    public init(endpoint: String, timeoutSeconds: Int = 500, http: HTTPClient = .failingFast) {
         var e = endpoint
         if !e.contains("://") { e = "http://" + e }
         while e.hasSuffix("/") { e.removeLast() }
@@ -88,4 +88,17 @@ public struct DaemonClient: Sendable {
         if text.contains("deadlineExceeded") || text.contains("readTimeout") { return "timed out" }
         return text
     }
+}
+
+extension HTTPClient {
+    /// A client that reports a refused connection at once. AsyncHTTPClient's default retries
+    /// connection establishment until the request's deadline, which for a daemon that is down
+    /// turns one clear error into a minute-long hang. Callers that want retries (the outbox
+    /// sender) make their own, with backoff they control.
+    public static let failingFast: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 }

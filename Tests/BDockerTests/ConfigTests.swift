@@ -1,0 +1,169 @@
+import BDConfig
+import Foundation
+import Testing
+
+@Suite("Configuration")
+struct ConfigTests {
+    let dir = TempDir("bdocker-config")
+
+    /// A complete working-node file; each case below breaks one thing.
+    static let valid = """
+        [resource]
+        role = working
+
+        [server]
+        host = 127.0.0.1
+        port = 5000
+        logging = DEBUG
+
+        [batch]
+        controller = SGEWNController
+        enable_cgroups = yes
+
+        [credentials]
+        controller = TokenController
+        token_client_file = .bdocker_token
+
+        [dockerAPI]
+        base_url = unix:///var/run/docker.sock
+        """
+
+    func load(_ text: String) throws -> Settings {
+        try SettingsLoader.load(path: dir.write("c.cfg", text))
+    }
+
+    func expectError(_ text: String, section: String?, key: String?, containing words: String) {
+        let path = dir.file("c.cfg")
+        do {
+            _ = try load(text)
+            Issue.record("expected a configuration error about \(section ?? "-") \(key ?? "-")")
+        } catch let error as ConfigError {
+            #expect(error.file == path)
+            #expect(error.section == section)
+            #expect(error.key == key)
+            #expect(error.description.contains(path))
+            if let section { #expect(error.description.contains("[\(section)]")) }
+            if let key { #expect(error.description.contains(key)) }
+            #expect(error.description.contains(words), "\(error.description)")
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    @Test func validFileLoads() throws {
+        let s = try load(Self.valid)
+        #expect(s.role == .working)
+        #expect(s.server.port == 5000)
+        #expect(s.server.logLevel == .debug)
+        #expect(s.batch.enableCgroups)
+        #expect(s.server.database == "/var/lib/bdocker/working.sqlite")
+        #expect(s.credentials.adminTokenFile == "/etc/bdocker/admin_token")
+        #expect(s.warnings.isEmpty)
+    }
+
+    @Test func shippedSamplesLoad() throws {
+        let working = try SettingsLoader.load(path: Repo.path("etc/configure_bdocker.cfg"))
+        #expect(working.role == .working)
+        #expect(working.warnings.isEmpty, "\(working.warnings)")
+        #expect(working.batch.accountingEndpoint == "http://127.0.0.1:5001")
+        let accounting = try SettingsLoader.load(path: Repo.path("etc/configure_bdocker_accounting.cfg"))
+        #expect(accounting.role == .accounting)
+        #expect(accounting.server.port == 5001)
+        #expect(accounting.batch.bdockerAccounting != nil)
+        #expect(accounting.warnings.isEmpty, "\(accounting.warnings)")
+    }
+
+    @Test func missingFileIsNamed() {
+        let path = dir.file("nope.cfg")
+        #expect(throws: ConfigError(file: path, "configuration file not found")) {
+            try SettingsLoader.load(path: path)
+        }
+    }
+
+    @Test func missingSection() {
+        expectError(Self.valid.replacingOccurrences(of: "[dockerAPI]\nbase_url = unix:///var/run/docker.sock", with: ""),
+                    section: "dockerAPI", key: nil, containing: "section is missing")
+    }
+
+    @Test func missingKey() {
+        expectError(Self.valid.replacingOccurrences(of: "controller = SGEWNController\n", with: ""),
+                    section: "batch", key: "controller", containing: "key is missing")
+        expectError(Self.valid.replacingOccurrences(of: "role = working\n", with: ""),
+                    section: "resource", key: "role", containing: "key is missing")
+    }
+
+    @Test(arguments: [
+        ("role = working", "role = worker", "resource", "role", "not a role"),
+        ("port = 5000", "port = 0", "server", "port", "whole number from 1 to 65535"),
+        ("port = 5000", "port = 70000", "server", "port", "whole number"),
+        ("port = 5000", "port = http", "server", "port", "whole number"),
+        ("enable_cgroups = yes", "enable_cgroups = maybe", "batch", "enable_cgroups", "not a boolean"),
+        ("logging = DEBUG", "logging = LOUD", "server", "logging", "not a logging level"),
+        ("base_url = unix:///var/run/docker.sock", "base_url = ftp://x", "dockerAPI", "base_url", "must start with"),
+        ("token_client_file = .bdocker_token", "token_client_file = ../x", "credentials", "token_client_file", "not a path"),
+        ("host = 127.0.0.1", "host =", "server", "host", "value is empty"),
+    ])
+    func badValueNamesSectionAndKey(_ from: String, _ to: String, _ section: String, _ key: String, _ words: String) {
+        expectError(Self.valid.replacingOccurrences(of: from, with: to), section: section, key: key, containing: words)
+    }
+
+    @Test func booleanWords() throws {
+        for (word, expected) in [("yes", true), ("no", false), ("true", true), ("FALSE", false)] {
+            let s = try load(Self.valid.replacingOccurrences(of: "enable_cgroups = yes", with: "enable_cgroups = \(word)"))
+            #expect(s.batch.enableCgroups == expected)
+        }
+    }
+
+    @Test func timeoutAcceptsOldSpelling() throws {
+        let s = try load(Self.valid.replacingOccurrences(of: "logging = DEBUG", with: "logging = DEBUG\ntime_out = 42"))
+        #expect(s.server.timeout == 42)
+        expectError(Self.valid.replacingOccurrences(of: "logging = DEBUG", with: "timeout = 1\ntime_out = 42"),
+                    section: "server", key: "time_out", containing: "keep one")
+    }
+
+    @Test func yamlTokenStoreIsExplained() throws {
+        let s = try load(Self.valid.replacingOccurrences(
+            of: "controller = TokenController", with: "controller = TokenController\ntoken_store = /root/.bdocker_token_store.yml"))
+        #expect(s.warnings.count == 1)
+        let warning = try #require(s.warnings.first)
+        #expect(warning.contains("token_store"))
+        #expect(warning.contains("YAML token store is no longer used"))
+        #expect(warning.contains("SQLite database"))
+        #expect(warning.contains("admin_token_file"))
+    }
+
+    @Test func malformedLinesAreNamedWithLineNumber() {
+        do {
+            _ = try load("[resource]\nrole working\n")
+            Issue.record("expected an error")
+        } catch let error as ConfigError {
+            #expect(error.line == 2)
+            #expect(error.description.contains("c.cfg:2"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func accountingRoleNeedsItsFile() {
+        let text = """
+            [resource]
+            role = accounting
+            [server]
+            port = 5001
+            [batch]
+            controller = SGEAccountingController
+            """
+        expectError(text, section: "batch", key: "bdocker_accounting", containing: "key is missing")
+    }
+
+    @Test func pathResolutionOrder() {
+        #expect(SettingsLoader.resolvePath(explicit: "/a", environment: ["BDOCKER_CONF_FILE": "/b"]) == "/a")
+        #expect(SettingsLoader.resolvePath(explicit: nil, environment: ["BDOCKER_CONF_FILE": "/b"]) == "/b")
+        #expect(SettingsLoader.resolvePath(explicit: nil, environment: [:]) == "/etc/configure_bdocker.cfg")
+    }
+
+    @Test func unknownKeysWarnButLoad() throws {
+        let s = try load(Self.valid.replacingOccurrences(of: "port = 5000", with: "port = 5000\nprot = 1"))
+        #expect(s.warnings.contains { $0.contains("[server] prot is not a bdocker key") })
+    }
+}

@@ -1,0 +1,146 @@
+import BDAPI
+import BDConfig
+import BDCore
+import BDCredentials
+import BDStore
+import Foundation
+import Hummingbird
+import Logging
+import Testing
+
+/// Paths of the repository these tests were built from.
+enum Repo {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static func path(_ relative: String) -> String { root + "/" + relative }
+
+    /// Where the built executables are: next to the test bundle, or `$BDOCKER_BIN_DIR`.
+    static var binDir: String {
+        if let dir = ProcessInfo.processInfo.environment["BDOCKER_BIN_DIR"] { return dir }
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("bdockerd").path) { return url.path }
+        }
+        return root + "/.build/debug"
+    }
+}
+
+/// A directory under /tmp removed when the test ends.
+final class TempDir: @unchecked Sendable {
+    // @unchecked: immutable after init.
+    let path: String
+
+    init(_ prefix: String = "bdocker-test") {
+        let template = NSTemporaryDirectory() + "\(prefix)-XXXXXX"
+        var bytes = Array(template.utf8CString)
+        path = bytes.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    @discardableResult
+    func write(_ name: String, _ text: String, mode: Int = 0o644) -> String {
+        let p = file(name)
+        _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+        return p
+    }
+
+    func mkdir(_ name: String, mode: Int = 0o755) -> String {
+        let p = file(name)
+        try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true, attributes: [.posixPermissions: mode])
+        return p
+    }
+}
+
+/// A working-node configuration built from the shipped sample, pointing at a temp dir.
+struct TestConfig {
+    let dir: TempDir
+    let configPath: String
+    let adminToken: String
+    let settings: Settings
+
+    init(role: Role = .working, replacing extra: [String: String] = [:]) throws {
+        dir = TempDir("bdocker-cfg")
+        adminToken = TokenSecret.generate()
+        let tokenFile = dir.write("admin_token", adminToken + "\n", mode: 0o600)
+        let sample = role == .working ? "etc/configure_bdocker.cfg" : "etc/configure_bdocker_accounting.cfg"
+        var text = try String(contentsOfFile: Repo.path(sample), encoding: .utf8)
+        var replacements = [
+            "database = /var/lib/bdocker/\(role.rawValue).sqlite": "database = \(dir.file("db.sqlite"))",
+            "admin_token_file = /etc/bdocker/admin_token": "admin_token_file = \(tokenFile)",
+        ]
+        for (k, v) in extra { replacements[k] = v }
+        for (from, to) in replacements { text = text.replacingOccurrences(of: from, with: to) }
+        configPath = dir.write("bdocker.cfg", text)
+        settings = try SettingsLoader.load(path: configPath)
+    }
+}
+
+/// A daemon running in this process on an ephemeral port, stopped by `stop()`.
+final class RunningDaemon: @unchecked Sendable {
+    // @unchecked: fields are set once before the daemon is handed out.
+    let port: Int
+    let task: Task<Void, Error>
+
+    var endpoint: String { "127.0.0.1:\(port)" }
+
+    private init(port: Int, task: Task<Void, Error>) {
+        self.port = port
+        self.task = task
+    }
+
+    static func start(router: Router<BDContext>, logger: Logger = Logger(label: "test")) async throws -> RunningDaemon {
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(router: router,
+                              configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
+                              logger: logger)
+        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        var iterator = stream.makeAsyncIterator()
+        guard let port = await iterator.next(), port > 0 else { throw BDockerError.internalFault("server did not start") }
+        return RunningDaemon(port: port, task: task)
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+}
+
+/// Runs an executable and captures its output.
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+func runCommand(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    // Read both pipes before waiting so a chatty child cannot block on a full pipe.
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// A real non-root user made by tools/test-env.sh (`bdtest1`, `bdtest2`).
+func testUser(_ index: Int = 0) throws -> PasswdEntry {
+    let names = (ProcessInfo.processInfo.environment["BDOCKER_TEST_USERS"] ?? "bdtest1 bdtest2").split(separator: " ")
+    let name = String(names[index])
+    guard let entry = PasswdEntry.lookup(name: name) else {
+        throw BDockerError.internalFault("test user \(name) does not exist: run tools/test-env.sh up (as root) first")
+    }
+    return entry
+}
