@@ -78,6 +78,8 @@ struct BDockerd: AsyncParsableCommand {
         print("database: \(settings.server.database)")
         for warning in settings.warnings { print("warning: \(warning)") }
         do {
+            _ = try AdminTokenFile.read(path: settings.credentials.adminTokenFile, requireRootOwner: geteuid() == 0)
+            print("admin token: \(settings.credentials.adminTokenFile) OK")
             let (dir, files) = try MigrationSource.load(role: settings.role.rawValue, configured: settings.server.migrationsDir)
             print("migrations: \(dir) (\(files.map(\.identifier).joined(separator: ", ")))")
             if let state = try BDockerDatabase.inspect(path: settings.server.database, role: settings.role.rawValue,

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# tools/run-tests.sh — run every bdocker test on a Debian 12 machine, as root.
+#
+# Brings up the test environment (packages, a private dockerd, a local registry with a busybox
+# image, test users) with tools/test-env.sh, builds everything, runs the whole suite, and stops
+# only the services this run started. Extra arguments go to `swift test` (e.g. --filter Store).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[[ $(id -u) -eq 0 ]] || { echo "run-tests: run as root (the tests create cgroups, users' files and containers)" >&2; exit 1; }
+export PATH="/opt/swift/usr/bin:$PATH:/usr/sbin:/sbin"
+command -v swift >/dev/null || { echo "run-tests: swift is not on PATH" >&2; exit 1; }
+
+# Leave an environment that was already up as it was; otherwise stop what this run started,
+# even when the build or a test fails.
+if tools/test-env.sh status >/dev/null 2>&1; then
+    tools/test-env.sh up
+else
+    tools/test-env.sh up
+    trap 'tools/test-env.sh down || true' EXIT
+fi
+# shellcheck disable=SC1091
+. /run/bdocker-test/env
+
+swift build --build-tests
+swift test --skip-build "$@"
