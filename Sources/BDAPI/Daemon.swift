@@ -1,6 +1,7 @@
 import BDConfig
 import BDCore
 import BDCredentials
+import BDDocker
 import BDStore
 import Foundation
 import GRDB
@@ -38,7 +39,9 @@ public struct Daemon: Sendable {
     public func router() throws -> Router<BDContext> {
         switch settings.role {
         case .working:
-            return Routes.working(WorkingNode(database: database, tokens: try tokenController(), logger: logger))
+            let docker = try DockerEngine(baseURL: settings.docker.baseURL, timeoutSeconds: settings.server.timeout,
+                                          logger: logger)
+            return Routes.working(WorkingNode(database: database, tokens: try tokenController(), docker: docker, logger: logger))
         case .accounting:
             return Routes.base(logger: logger, database: database, role: "accounting")
         }

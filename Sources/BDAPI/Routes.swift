@@ -22,7 +22,75 @@ public enum Routes {
             node.logger.info("cleaned job \(job.jobKey)")
             return JSONReply.make("job \(job.jobKey) cleaned")
         }
+        containerRoutes(router, node)
         return router
+    }
+
+    /// The user commands, named as in the original bdocker API.
+    static func containerRoutes(_ router: Router<BDContext>, _ node: WorkingNode) {
+        router.post("pull") { request, _ -> Response in
+            var request = request
+            let body = try await request.decodeJSON(PullRequest.self)
+            // Authenticate before the stream starts, so a bad token is a plain 401.
+            _ = try await node.tokens.requireUserToken(body.token)
+            return StreamReply.make { sink throws(BDockerError) in
+                try await node.pull(body) { line in
+                    sink.send(.progress, ByteBuffer(string: [line.id, line.status, line.progress].compactMap { $0 }.joined(separator: ": ")))
+                }
+            }
+        }
+        router.put("run") { request, _ -> Response in
+            var request = request
+            let body = try await request.decodeJSON(RunRequest.self)
+            let prepared = try await node.createContainer(body)
+            let docker = try node.engine()
+            if body.detach {
+                try await docker.start(prepared.id)
+                return JSONReply.make(prepared.id, status: .created)
+            }
+            // Attach before start so not a byte of output is missed.
+            let output = try await docker.attach(prepared.id)
+            try await docker.start(prepared.id)
+            return StreamReply.make { sink throws(BDockerError) in
+                try await output.stream { frame throws(BDockerError) in sink.send(frame) }
+                return RunResult(id: prepared.id, exitCode: try await docker.wait(prepared.id))
+            }
+        }
+        router.get("ps") { request, _ -> Response in
+            let all = ["1", "true", "yes"].contains(request.query("all") ?? "")
+            return JSONReply.make(try await node.ps(token: request.query("token"), all: all))
+        }
+        router.get("inspect") { request, _ -> Response in
+            JSONReply.make(try await node.inspect(token: request.query("token"), container: request.query("container_id")))
+        }
+        router.get("logs") { request, _ -> Response in
+            let token = request.query("token"), container = request.query("container_id")
+            // Resolve ownership first: an unknown or foreign id is a plain 404.
+            _ = try await node.ownedContainer(token, container ?? "")
+            return StreamReply.make { sink throws(BDockerError) in
+                try await node.logs(token: token, container: container) { frame throws(BDockerError) in sink.send(frame) }
+                return "ok"
+            }
+        }
+        router.put("rm") { request, _ -> Response in
+            var request = request
+            return JSONReply.make(try await node.remove(try await request.decodeJSON(RemoveRequest.self)))
+        }
+        router.put("stop") { request, _ -> Response in
+            var request = request
+            return JSONReply.make(try await node.stop(try await request.decodeJSON(ContainerRequest.self)))
+        }
+        router.put("start") { request, _ -> Response in
+            var request = request
+            return JSONReply.make(try await node.start(try await request.decodeJSON(ContainerRequest.self)))
+        }
+        router.get("info") { request, _ -> Response in
+            JSONReply.make(try await node.info(token: request.query("token")))
+        }
+        router.put("copy") { request, _ -> Response in
+            var request = request
+            return JSONReply.make(try await node.copy(try await request.decodeJSON(CopyRequest.self)))
+        }
     }
 
     /// What both roles serve: the error envelope and `GET /status`.

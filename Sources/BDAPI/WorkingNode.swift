@@ -1,5 +1,6 @@
 import BDCore
 import BDCredentials
+import BDDocker
 import BDStore
 import Foundation
 import GRDB
@@ -10,13 +11,16 @@ public struct WorkingNode: Sendable {
     public let database: BDockerDatabase
     public let tokens: any TokenController
     public let logger: Logger
+    /// The engine containers run on; nil only in tests of configure/clean alone.
+    public let docker: DockerEngine?
     /// Looks users up; replaceable so unit tests can describe users that do not exist here.
     let passwd: @Sendable (String) -> PasswdEntry?
 
-    public init(database: BDockerDatabase, tokens: any TokenController, logger: Logger,
+    public init(database: BDockerDatabase, tokens: any TokenController, docker: DockerEngine?, logger: Logger,
                 passwd: @escaping @Sendable (String) -> PasswdEntry? = { PasswdEntry.lookup(name: $0) }) {
         self.database = database
         self.tokens = tokens
+        self.docker = docker
         self.logger = logger
         self.passwd = passwd
     }
@@ -44,11 +48,13 @@ public struct WorkingNode: Sendable {
         }
     }
 
-    /// Revokes the token and marks its job cleaned. Later stages (containers, cgroups,
-    /// accounting) hook in here before the token goes.
+    /// Force-removes the job's containers, then revokes the token and marks the job cleaned.
+    /// If a container cannot be removed the job stays configured, so the epilog can retry.
     public func clean(_ request: CleanRequest) async throws(BDockerError) -> JobRecord {
         try tokens.verifyAdmin(request.adminToken)
         let session = try await tokens.authenticate(request.token)
+        let removed = try await removeAllContainers(jobID: session.jobID)
+        if removed > 0 { logger.info("job \(session.jobKey): removed \(removed) container(s)") }
         do {
             return try await database.pool.write { db in
                 try tokens.revoke(request.token, db: db)

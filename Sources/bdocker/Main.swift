@@ -14,7 +14,7 @@ struct BDocker: AsyncParsableCommand {
             command runs inside the job with the job's token.
             """,
         version: BDockerVersion.current,
-        subcommands: [Configure.self, Clean.self])
+        subcommands: [Configure.self, Clean.self, Pull.self, Run.self, Ps.self, Logs.self, Inspect.self, Rm.self, Cp.self, Stop.self, Start.self, Info.self])
 }
 
 /// Options every command takes: where the daemon is and which config file to read.

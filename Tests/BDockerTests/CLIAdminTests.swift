@@ -28,10 +28,10 @@ struct CLIAdminTests {
         await server.stop()
     }
 
-    func bdocker(_ args: [String], server: RunningDaemon, env: [String: String]) throws -> CommandResult {
+    func bdocker(_ args: [String], server: RunningDaemon, env: [String: String]) async throws -> CommandResult {
         var environment = ["PATH": "/usr/bin:/bin"]
         for (k, v) in env { environment[k] = v }
-        return try runCommand(Repo.binDir + "/bdocker", args + ["--config", config.configPath, "-H", server.endpoint],
+        return try await runCommand(Repo.binDir + "/bdocker", args + ["--config", config.configPath, "-H", server.endpoint],
                               environment: environment)
     }
 
@@ -42,7 +42,7 @@ struct CLIAdminTests {
         try await withDaemon { server, daemon in
             let job = Self.uniqueJob()
             let env = ["JOB_ID": job, "USER": user.name, "SGE_TASK_ID": "undefined"]
-            let result = try bdocker(["configure"], server: server, env: env)
+            let result = try await bdocker(["configure"], server: server, env: env)
             #expect(result.status == 0, "\(result.stderr)")
             let path = "\(user.home)/.bdocker_token_\(job)"
             #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == path)
@@ -55,7 +55,7 @@ struct CLIAdminTests {
             let tokens = try daemon.tokenController()
             #expect(try await tokens.authenticate(token).user == user.name)
 
-            let cleaned = try bdocker(["clean"], server: server, env: env)
+            let cleaned = try await bdocker(["clean"], server: server, env: env)
             #expect(cleaned.status == 0, "\(cleaned.stderr)")
             #expect(!FileManager.default.fileExists(atPath: path))
             await #expect(throws: BDockerError.self) { try await tokens.authenticate(token) }
@@ -69,13 +69,13 @@ struct CLIAdminTests {
             var paths: [String] = []
             for task in ["1", "2"] {
                 let env = ["JOB_ID": job, "USER": user.name, "SGE_TASK_ID": task]
-                let result = try bdocker(["configure"], server: server, env: env)
+                let result = try await bdocker(["configure"], server: server, env: env)
                 #expect(result.status == 0, "\(result.stderr)")
                 paths.append("\(user.home)/.bdocker_token_\(job).\(task)")
                 #expect(FileManager.default.fileExists(atPath: paths.last!))
             }
             for task in ["1", "2"] {
-                #expect(try bdocker(["clean"], server: server, env: ["JOB_ID": job, "USER": user.name, "SGE_TASK_ID": task]).status == 0)
+                #expect(try await bdocker(["clean"], server: server, env: ["JOB_ID": job, "USER": user.name, "SGE_TASK_ID": task]).status == 0)
             }
             #expect(paths.allSatisfy { !FileManager.default.fileExists(atPath: $0) })
         }
@@ -90,7 +90,7 @@ struct CLIAdminTests {
             try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: target)
             defer { unlink(path) }
             let env = ["JOB_ID": job, "USER": user.name]
-            let result = try bdocker(["configure"], server: server, env: env)
+            let result = try await bdocker(["configure"], server: server, env: env)
             #expect(result.status != 0)
             #expect(result.stderr.contains("symlink"), "\(result.stderr)")
             #expect(result.stderr.split(separator: "\n").count == 1)
@@ -99,25 +99,25 @@ struct CLIAdminTests {
             #expect(stat(target, &st) == 0 && st.st_uid == 0 && st.st_mode & 0o777 == 0o644)
             // The failed configure was rolled back: once the link is gone the job configures.
             unlink(path)
-            let retry = try bdocker(["configure"], server: server, env: env)
+            let retry = try await bdocker(["configure"], server: server, env: env)
             #expect(retry.status == 0, "\(retry.stderr)")
-            #expect(try bdocker(["clean"], server: server, env: env).status == 0)
+            #expect(try await bdocker(["clean"], server: server, env: env).status == 0)
         }
     }
 
     @Test func errorsAreOneLineAndNonZero() async throws {
         let user = try testUser()
         try await withDaemon { server, _ in
-            let noJob = try bdocker(["configure"], server: server, env: ["USER": user.name])
+            let noJob = try await bdocker(["configure"], server: server, env: ["USER": user.name])
             #expect(noJob.status != 0 && noJob.stderr.contains("JOB_ID"))
-            let noUser = try bdocker(["configure"], server: server, env: ["JOB_ID": "1", "USER": "no-such-user-here"])
+            let noUser = try await bdocker(["configure"], server: server, env: ["JOB_ID": "1", "USER": "no-such-user-here"])
             #expect(noUser.status != 0 && noUser.stderr.contains("passwd"))
-            let noFile = try bdocker(["clean"], server: server, env: ["JOB_ID": "424242", "USER": user.name])
+            let noFile = try await bdocker(["clean"], server: server, env: ["JOB_ID": "424242", "USER": user.name])
             #expect(noFile.status != 0 && noFile.stderr.contains("token"))
             for r in [noJob, noUser, noFile] { #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)") }
         }
         // The daemon is down: a clear error, not a hang.
-        let down = try runCommand(Repo.binDir + "/bdocker", ["configure", "--config", config.configPath, "-H", "127.0.0.1:1"],
+        let down = try await runCommand(Repo.binDir + "/bdocker", ["configure", "--config", config.configPath, "-H", "127.0.0.1:1"],
                                   environment: ["JOB_ID": "1", "USER": user.name, "PATH": "/usr/bin:/bin"])
         #expect(down.status != 0 && down.stderr.contains("cannot reach bdockerd"), "\(down.stderr)")
     }

@@ -117,22 +117,44 @@ struct CommandResult {
     var stderr: String
 }
 
-func runCommand(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+/// Runs an executable on a thread of its own (never blocking the concurrency pool, which the
+/// in-process daemon needs to answer the command) and captures its output.
+func runCommand(_ path: String, _ arguments: [String], environment: [String: String]? = nil,
+                directory: String? = nil) async throws -> CommandResult {
     let process = Process()
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     if let environment { process.environment = environment }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
+    process.standardInput = FileHandle.nullDevice
     try process.run()
-    // Read both pipes before waiting so a chatty child cannot block on a full pipe.
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return CommandResult(status: process.terminationStatus,
-                         stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+    return await withCheckedContinuation { continuation in
+        Thread {
+            // Read both pipes before waiting so a chatty child cannot block on a full pipe.
+            let errData = LockedData()
+            let errReader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+            errReader.start()
+            let outData = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            while !errData.isSet { usleep(1000) }
+            continuation.resume(returning: CommandResult(status: process.terminationStatus,
+                                                         stdout: String(decoding: outData, as: UTF8.self),
+                                                         stderr: String(decoding: errData.value, as: UTF8.self)))
+        }.start()
+    }
+}
+
+/// A value handed from one thread to another.
+final class LockedData: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var data: Data?
+    func set(_ d: Data) { lock.lock(); data = d; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return data != nil }
+    var value: Data { lock.lock(); defer { lock.unlock() }; return data ?? Data() }
 }
 
 /// A real non-root user made by tools/test-env.sh (`bdtest1`, `bdtest2`).

@@ -26,7 +26,7 @@ struct WorkingAPITests {
     func startNode() async throws -> (WorkingNode, RunningDaemon) {
         let daemon = try Daemon(settings: config.settings, logger: Logger(label: "test"))
         let homePath = home.path
-        let node = WorkingNode(database: daemon.database, tokens: try daemon.tokenController(), logger: Logger(label: "test"),
+        let node = WorkingNode(database: daemon.database, tokens: try daemon.tokenController(), docker: nil, logger: Logger(label: "test"),
                                passwd: { $0 == "ann" ? PasswdEntry(name: "ann", uid: 5000, gid: 5000, home: homePath) : nil })
         return (node, try await RunningDaemon.start(router: Routes.working(node)))
     }

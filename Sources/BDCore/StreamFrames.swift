@@ -1,0 +1,52 @@
+import Foundation
+
+/// The framing of the daemon's streamed replies (`run` attached, `logs`, `pull`): a sequence of
+/// frames, each a kind byte, three zero bytes, a big-endian UInt32 length, then the payload —
+/// the Docker engine's own multiplexing, with two more kinds. Bytes of container output pass
+/// through unchanged, and the last frame is always the usual JSON envelope, so a stream that
+/// ends without one was cut off.
+public enum StreamFrameKind: UInt8, Sendable {
+    case stdout = 1
+    case stderr = 2
+    /// One line of pull progress, as text.
+    case progress = 3
+    /// `{"status_code": N, "results": ...}`: the outcome; nothing follows.
+    case end = 4
+}
+
+public enum StreamFrames {
+    public static let contentType = "application/vnd.bdocker.stream"
+
+    public static func header(_ kind: StreamFrameKind, length: Int) -> [UInt8] {
+        let n = UInt32(length)
+        return [kind.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]
+    }
+
+    public static func encode(_ kind: StreamFrameKind, _ payload: [UInt8]) -> [UInt8] {
+        header(kind, length: payload.count) + payload
+    }
+}
+
+/// Reassembles frames from chunks cut anywhere.
+public struct StreamFrameReader: Sendable {
+    private var pending: [UInt8] = []
+
+    public init() {}
+
+    public mutating func feed(_ chunk: [UInt8]) throws(BDockerError) -> [(StreamFrameKind, [UInt8])] {
+        pending.append(contentsOf: chunk)
+        var frames: [(StreamFrameKind, [UInt8])] = []
+        var offset = 0
+        while pending.count - offset >= 8 {
+            guard let kind = StreamFrameKind(rawValue: pending[offset]) else {
+                throw .internalFault("the daemon's stream has an unknown frame kind \(pending[offset])")
+            }
+            let length = pending[(offset + 4)..<(offset + 8)].reduce(0) { $0 << 8 | Int($1) }
+            guard pending.count - offset - 8 >= length else { break }
+            frames.append((kind, Array(pending[(offset + 8)..<(offset + 8 + length)])))
+            offset += 8 + length
+        }
+        pending.removeFirst(offset)
+        return frames
+    }
+}

@@ -1,0 +1,90 @@
+/// What bdocker asks the engine to create for a user's `run`. Only the knobs bdocker sets are
+/// here; the container never gets a TTY or stdin, so its output always arrives multiplexed
+/// (see `OutputDemultiplexer`) and nothing can wait on input.
+public struct ContainerSpec: Sendable, Equatable {
+    public var image: String
+    /// Replaces the image's CMD; empty keeps it.
+    public var cmd: [String]
+    /// A container name; nil lets the engine pick one.
+    public var name: String?
+    public var workingDir: String?
+    /// "uid:gid", so the job runs as the batch user and not as root.
+    public var user: String?
+    /// "NAME=value" entries.
+    public var env: [String]
+    /// "host:container[:ro]" bind mounts.
+    public var binds: [String]
+    public var labels: [String: String]
+    /// The cgroup to place the container under, e.g. the batch job's, so its usage is accounted there.
+    public var cgroupParent: String?
+    /// e.g. "no-new-privileges", so setuid binaries in the image cannot regain root.
+    public var securityOpt: [String]
+    /// e.g. ["ALL"].
+    public var capDrop: [String]
+    /// nil keeps the engine's default network; "none" isolates the container.
+    public var networkMode: String?
+
+    public init(image: String, cmd: [String] = [], name: String? = nil, workingDir: String? = nil,
+                user: String? = nil, env: [String] = [], binds: [String] = [], labels: [String: String] = [:],
+                cgroupParent: String? = nil, securityOpt: [String] = [], capDrop: [String] = [],
+                networkMode: String? = nil) {
+        self.image = image
+        self.cmd = cmd
+        self.name = name
+        self.workingDir = workingDir
+        self.user = user
+        self.env = env
+        self.binds = binds
+        self.labels = labels
+        self.cgroupParent = cgroupParent
+        self.securityOpt = securityOpt
+        self.capDrop = capDrop
+        self.networkMode = networkMode
+    }
+}
+
+/// The body of `POST /containers/create`, in the engine's field names.
+struct CreateContainerBody: Encodable {
+    struct HostConfig: Encodable {
+        var binds: [String]
+        var cgroupParent: String?
+        var securityOpt: [String]
+        var capDrop: [String]
+        var networkMode: String?
+
+        enum CodingKeys: String, CodingKey {
+            case binds = "Binds", cgroupParent = "CgroupParent", securityOpt = "SecurityOpt"
+            case capDrop = "CapDrop", networkMode = "NetworkMode"
+        }
+    }
+
+    var image: String
+    var cmd: [String]?
+    var workingDir: String?
+    var user: String?
+    var env: [String]
+    var labels: [String: String]
+    var tty = false
+    var openStdin = false
+    var attachStdin = false
+    var attachStdout = true
+    var attachStderr = true
+    var hostConfig: HostConfig
+
+    enum CodingKeys: String, CodingKey {
+        case image = "Image", cmd = "Cmd", workingDir = "WorkingDir", user = "User", env = "Env"
+        case labels = "Labels", tty = "Tty", openStdin = "OpenStdin", attachStdin = "AttachStdin"
+        case attachStdout = "AttachStdout", attachStderr = "AttachStderr", hostConfig = "HostConfig"
+    }
+
+    init(_ spec: ContainerSpec) {
+        image = spec.image
+        cmd = spec.cmd.isEmpty ? nil : spec.cmd
+        workingDir = spec.workingDir
+        user = spec.user
+        env = spec.env
+        labels = spec.labels
+        hostConfig = HostConfig(binds: spec.binds, cgroupParent: spec.cgroupParent, securityOpt: spec.securityOpt,
+                                capDrop: spec.capDrop, networkMode: spec.networkMode)
+    }
+}

@@ -1,0 +1,325 @@
+import ArgumentParser
+import BDClient
+import BDConfig
+import BDCore
+import Foundation
+
+/// Options of every job-side command: the daemon and the job's token.
+struct UserOptions: ParsableArguments {
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(name: .shortAndLong, help: "The job's token (default: $HOME/.bdocker_token_$JOB_ID[.$SGE_TASK_ID]).")
+    var token: String?
+
+    /// The config if there is one to read: a missing default file means defaults; a file named
+    /// by --config or $BDOCKER_CONF_FILE must exist.
+    func settings() throws(BDockerError) -> Settings? {
+        let explicit = connection.config ?? ProcessInfo.processInfo.environment[SettingsLoader.environmentVariable]
+        if explicit == nil && !FileManager.default.fileExists(atPath: SettingsLoader.defaultPath) { return nil }
+        return try connection.settings()
+    }
+
+    func resolve() throws(BDockerError) -> (DaemonClient, String) {
+        let settings = connection.host == nil || token == nil ? try settings() : nil
+        let client = try connection.client(settings: settings)
+        if let token { return (client, token) }
+        let env = ProcessInfo.processInfo.environment
+        guard let job = env["JOB_ID"], !job.isEmpty else {
+            throw .unauthorized("no token: pass -t/--token, or run inside a job (JOB_ID is not set)")
+        }
+        guard let home = env["HOME"] ?? PasswdEntry.lookup(uid: Int(getuid()))?.home else {
+            throw .unauthorized("no token: HOME is not set; pass -t/--token")
+        }
+        let path = TokenFile.path(home: home, clientFile: settings?.credentials.tokenClientFile ?? ".bdocker_token",
+                                  jobID: job, taskID: TokenFile.taskID(fromEnvironment: env["SGE_TASK_ID"]))
+        return (client, try TokenFile.read(path: path))
+    }
+}
+
+/// Runs a command body, turning any error into one line on stderr and exit status 1.
+func guarded(_ body: () async throws -> Void) async {
+    do {
+        try await body()
+    } catch {
+        exitWithError(error)
+    }
+}
+
+func writeOut(_ kind: StreamFrameKind, _ payload: [UInt8]) {
+    switch kind {
+    case .stdout: FileHandle.standardOutput.write(Data(payload))
+    case .stderr: FileHandle.standardError.write(Data(payload))
+    case .progress: FileHandle.standardOutput.write(Data(payload + [10]))
+    case .end: break
+    }
+}
+
+func printJSON(_ value: JSONText) {
+    print(value.text)
+}
+
+struct Pull: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Pull an image from a registry.")
+    @OptionGroup var options: UserOptions
+    @Argument(help: "NAME[:TAG] (the tag defaults to latest).") var image: String
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let source: String = try await client.streamed(.POST, "/pull", body: PullRequest(token: token, source: image),
+                                                           onFrame: writeOut)
+            print("pulled \(source)")
+        }
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in a new container.",
+        discussion: "Everything after IMAGE is the container's command. Without -d the output streams and bdocker exits with the container's exit code.")
+    @OptionGroup var options: UserOptions
+    @Flag(name: .shortAndLong, help: "Run in the background and print the container id.") var detach = false
+    @Option(name: .shortAndLong, help: "Working directory inside the container.") var workdir: String?
+    @Option(name: .shortAndLong, help: "Bind mount HOST:CONTAINER[:ro]; HOST must be inside your HOME. Repeatable.")
+    var volume: [String] = []
+    @Argument(help: "The image.") var image: String
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.") var command: [String] = []
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let home = ProcessInfo.processInfo.environment["HOME"] ?? "/"
+            // Relative host paths are relative to the current directory, as with docker.
+            let volumes = volume.map { v -> String in
+                guard !v.hasPrefix("/"), let colon = v.firstIndex(of: ":") else { return v }
+                let host = String(v[..<colon])
+                let base = host.hasPrefix("~") ? home + host.dropFirst() : FileManager.default.currentDirectoryPath + "/" + host
+                return base + v[colon...]
+            }
+            let request = RunRequest(token: token, imageID: image, script: command, detach: detach, workingDir: workdir,
+                                     volumes: volumes)
+            if detach {
+                let id: String = try await client.call(.PUT, "/run", body: request)
+                print(id)
+                return
+            }
+            let result: RunResult = try await client.streamed(.PUT, "/run", body: request, onFrame: writeOut)
+            Foundation.exit(Int32(truncatingIfNeeded: result.exitCode))
+        }
+    }
+}
+
+struct Ps: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List your containers.")
+    @OptionGroup var options: UserOptions
+    @Flag(name: .shortAndLong, help: "Show all containers (default shows just running).") var all = false
+    @Flag(name: .shortAndLong, help: "Only display container ids.") var quiet = false
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let rows: [ContainerRow] = try await client.call(.GET, "/ps", query: ["token": token, "all": all ? "1" : "0"])
+            if quiet {
+                rows.forEach { print(String($0.id.prefix(12))) }
+                return
+            }
+            print(PsTable.render(rows, now: Date()))
+        }
+    }
+}
+
+struct Logs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a container's output.")
+    @OptionGroup var options: UserOptions
+    @Argument(help: "Container id or unique prefix.") var container: String
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let _: String = try await client.streamed(.GET, "/logs", query: ["token": token, "container_id": container],
+                                                      onFrame: writeOut)
+        }
+    }
+}
+
+struct Inspect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a container's details as JSON.")
+    @OptionGroup var options: UserOptions
+    @Argument(help: "Container id or unique prefix.") var container: String
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let value: JSONText = try await client.call(.GET, "/inspect", query: ["token": token, "container_id": container])
+            printJSON(value)
+        }
+    }
+}
+
+struct Rm: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove containers.")
+    @OptionGroup var options: UserOptions
+    @Flag(name: .shortAndLong, help: "Stop a running container first.") var force = false
+    @Argument(help: "Container ids or unique prefixes.") var containers: [String]
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let results: [RemoveResult] = try await client.call(.PUT, "/rm", body: RemoveRequest(token: token, containerID: containers, force: force))
+            var failed = false
+            for r in results {
+                if r.removed { print(r.container) } else {
+                    failed = true
+                    FileHandle.standardError.write(Data("bdocker: \(r.container): \(r.error ?? "not removed")\n".utf8))
+                }
+            }
+            if failed { Foundation.exit(1) }
+        }
+    }
+}
+
+struct Stop: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop a running container.")
+    @OptionGroup var options: UserOptions
+    @Argument(help: "Container id or unique prefix.") var container: String
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let id: String = try await client.call(.PUT, "/stop", body: ContainerRequest(token: token, containerID: container))
+            print(id)
+        }
+    }
+}
+
+struct Start: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start a stopped container.")
+    @OptionGroup var options: UserOptions
+    @Argument(help: "Container id or unique prefix.") var container: String
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let id: String = try await client.call(.PUT, "/start", body: ContainerRequest(token: token, containerID: container))
+            print(id)
+        }
+    }
+}
+
+struct Info: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the job and the Docker engine.")
+    @OptionGroup var options: UserOptions
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let value: JSONText = try await client.call(.GET, "/info", query: ["token": token])
+            printJSON(value)
+        }
+    }
+}
+
+struct Cp: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy files between a container and your HOME.",
+        discussion: "bdocker cp CONTAINER:SRC HOSTDEST, or bdocker cp HOSTSRC CONTAINER:DEST.")
+    @OptionGroup var options: UserOptions
+    @Argument(help: "Source.") var source: String
+    @Argument(help: "Destination.") var destination: String
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            func split(_ s: String) -> (String, String)? {
+                guard !s.hasPrefix("/"), !s.hasPrefix("."), let colon = s.firstIndex(of: ":") else { return nil }
+                return (String(s[..<colon]), String(s[s.index(after: colon)...]))
+            }
+            func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p }
+            let request: CopyRequest
+            switch (split(source), split(destination)) {
+            case (let (container, path)?, nil):
+                request = CopyRequest(token: token, containerID: container, containerPath: path, hostPath: absolute(destination), hostToContainer: false)
+            case (nil, let (container, path)?):
+                request = CopyRequest(token: token, containerID: container, containerPath: path, hostPath: absolute(source), hostToContainer: true)
+            default:
+                throw BDockerError.invalidInput("exactly one of SRC and DEST must be CONTAINER:PATH")
+            }
+            let message: String = try await client.call(.PUT, "/copy", body: request)
+            print(message)
+        }
+    }
+}
+
+/// Any JSON reply, kept as pretty-printed text (inspect, info).
+struct JSONText: Codable, Sendable {
+    let text: String
+
+    init(from decoder: any Decoder) throws {
+        let value = try AnyJSON(from: decoder)
+        let data = try JSONSerialization.data(withJSONObject: value.object, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed])
+        text = String(decoding: data, as: UTF8.self)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(text)
+    }
+}
+
+/// Decodes arbitrary JSON into Foundation objects for pretty printing.
+struct AnyJSON: Decodable {
+    let object: Any
+
+    init(from decoder: any Decoder) throws {
+        if var array = try? decoder.unkeyedContainer() {
+            var items: [Any] = []
+            while !array.isAtEnd { items.append(try array.decode(AnyJSON.self).object) }
+            object = items
+        } else if let keyed = try? decoder.container(keyedBy: AnyKey.self) {
+            var dict: [String: Any] = [:]
+            for key in keyed.allKeys { dict[key.stringValue] = try keyed.decode(AnyJSON.self, forKey: key).object }
+            object = dict
+        } else {
+            let single = try decoder.singleValueContainer()
+            if single.decodeNil() { object = NSNull() }
+            else if let b = try? single.decode(Bool.self) { object = b }
+            else if let i = try? single.decode(Int64.self) { object = i }
+            else if let d = try? single.decode(Double.self) { object = d }
+            else { object = try single.decode(String.self) }
+        }
+    }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}
+
+/// `docker ps`'s table.
+enum PsTable {
+    static func render(_ rows: [ContainerRow], now: Date) -> String {
+        let header = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        let cells = rows.map { r in
+            [String(r.id.prefix(12)), r.image, "\"\(truncate(r.command, 20))\"", ago(r.created, now: now), r.status, r.ports, r.names]
+        }
+        let widths = header.indices.map { i in ([header[i]] + cells.map { $0[i] }).map(\.count).max()! }
+        return ([header] + cells).map { row in
+            row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i] + 3, withPad: " ", startingAt: 0) }
+                .joined()
+        }.joined(separator: "\n")
+    }
+
+    static func truncate(_ s: String, _ n: Int) -> String { s.count > n ? String(s.prefix(n - 1)) + "…" : s }
+
+    static func ago(_ created: Int64, now: Date) -> String {
+        let seconds = max(0, Int(now.timeIntervalSince1970) - Int(created))
+        switch seconds {
+        case ..<60: return "\(seconds) seconds ago"
+        case ..<3600: return "\(seconds / 60) minutes ago"
+        case ..<86_400: return "\(seconds / 3600) hours ago"
+        default: return "\(seconds / 86_400) days ago"
+        }
+    }
+}
