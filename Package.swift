@@ -67,6 +67,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "bdockerd", dependencies: [
             "BDCore", "BDConfig", "BDStore", "BDAPI",
@@ -81,9 +82,15 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "bdocker-acct", dependencies: [
-            "BDCore", "BDConfig", "BDStore",
+            "BDCore", "BDConfig", "BDStore", "BDBatch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // Benchmarks that print numbers: `swift run -c release bdocker-bench monitor`.
+        .executableTarget(name: "bdocker-bench", dependencies: [
+            "BDBatch", "BDConfig", "BDStore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "BDockerTests", dependencies: [
             "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAPI", "BDClient",

@@ -1,3 +1,4 @@
+import BDBatch
 import BDConfig
 import BDCore
 import BDCredentials
@@ -7,6 +8,7 @@ import Foundation
 import GRDB
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// Builds a runnable daemon of either role from validated settings.
 public struct Daemon: Sendable {
@@ -36,27 +38,53 @@ public struct Daemon: Sendable {
         return driver
     }
 
-    public func router() throws -> Router<BDContext> {
+    /// The working node: credentials driver, Docker engine and batch controller from the config.
+    public func workingNode() throws -> WorkingNode {
+        let docker = try DockerEngine(baseURL: settings.docker.baseURL, timeoutSeconds: settings.server.timeout, logger: logger)
+        let controller = try BatchRegistry.make(settings: settings, logger: logger)
+        return WorkingNode(database: database, tokens: try tokenController(), docker: docker,
+                           batch: (controller, settings.batch), logger: logger)
+    }
+
+    /// The routes and background services of the configured role.
+    public func components() throws -> (router: Router<BDContext>, services: [any Service]) {
         switch settings.role {
         case .working:
-            let docker = try DockerEngine(baseURL: settings.docker.baseURL, timeoutSeconds: settings.server.timeout,
-                                          logger: logger)
-            return Routes.working(WorkingNode(database: database, tokens: try tokenController(), docker: docker, logger: logger))
+            let node = try workingNode()
+            let monitor = node.monitor(interval: .seconds(settings.batch.monitoringTime))
+            return (Routes.working(node), monitor.map { [MonitorService(monitor: $0)] } ?? [])
         case .accounting:
-            return Routes.base(logger: logger, database: database, role: "accounting")
+            return (Routes.accounting(try accountingServer()), [])
         }
     }
 
-    /// The Hummingbird application on `[server] host:port`; `onListening` gets the bound port
-    /// (useful with port 0 in tests).
+    public func router() throws -> Router<BDContext> {
+        try components().router
+    }
+
+    /// The Hummingbird application on `[server] host:port` with the role's background services;
+    /// `onListening` gets the bound port (useful with port 0 in tests).
     public func application(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
-        Application(
-            router: try router(),
+        let (router, services) = try components()
+        return Application(
+            router: router,
             configuration: .init(address: .hostname(settings.server.host, port: settings.server.port),
                                  serverName: "bdockerd"),
+            services: services,
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger
         )
+    }
+}
+
+/// Runs the job monitor for as long as the daemon runs; stops it on shutdown.
+struct MonitorService: Service {
+    let monitor: JobMonitor
+
+    func run() async {
+        await cancelWhenGracefulShutdown {
+            await monitor.run()
+        }
     }
 }
 

@@ -44,6 +44,8 @@ extension Request {
         guard buffer.readableBytes > 0 else { throw .invalidInput("request body is empty; a JSON object is expected") }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+        } catch let error as BDockerError {
+            throw error  // a type that validates while it decodes says itself what is wrong
         } catch let DecodingError.keyNotFound(key, context) {
             throw .invalidInput("field '\(Self.path(context.codingPath + [key]))' is missing")
         } catch let DecodingError.typeMismatch(expected, context) {

@@ -18,9 +18,10 @@ public enum Routes {
         router.delete("clean") { request, _ -> Response in
             var request = request
             let body = try await request.decodeJSON(CleanRequest.self)
-            let job = try await node.clean(body)
-            node.logger.info("cleaned job \(job.jobKey)")
-            return JSONReply.make("job \(job.jobKey) cleaned")
+            let (job, accounted) = try await node.clean(body)
+            node.logger.info("cleaned job \(job.jobKey)\(accounted ? "; accounting record queued" : "")")
+            // Without cgroups nothing was measured, as the original reported.
+            return JSONReply.make("job \(job.jobKey) cleaned" + (accounted ? "" : "; accounting unavailable (cgroups disabled)"))
         }
         containerRoutes(router, node)
         return router

@@ -1,3 +1,4 @@
+import BDBatch
 import BDCore
 import BDCredentials
 import BDDocker
@@ -63,9 +64,14 @@ extension WorkingNode {
         return PreparedRun(id: id, session: session)
     }
 
-    /// The job's cgroup, once the batch module gives one (nil: the engine's default).
+    /// The job's cgroup tree, so the containers' usage lands in it (nil: the engine's default).
     func cgroupParent(_ session: UserSession) async throws(BDockerError) -> String? {
-        nil
+        guard let batch else { return nil }
+        let jobID = session.jobID
+        guard let job = try? await database.pool.read({ db in try JobRecord.fetchOne(db, key: jobID) }) else {
+            throw .internalFault("job \(session.jobKey) vanished from the database")
+        }
+        return batch.controller.cgroupParent(of: job)
     }
 
     /// Checks one `-v HOST:CONTAINER[:ro|:rw]` and returns it with HOST resolved. HOST must
@@ -157,6 +163,24 @@ extension WorkingNode {
             "job": .string(session.jobKey), "user": .string(session.user), "home": .string(session.home),
             "containers": .int(Int64(count)), "docker": engineInfo,
         ])
+    }
+
+    /// The node's monitor; a quota kill stops the job's containers through this node's engine.
+    public func monitor(interval: Duration) -> JobMonitor? {
+        guard let batch else { return nil }
+        return JobMonitor(pool: database.pool, controller: batch.controller, interval: interval, logger: logger) { jobID in
+            await stopAllContainers(jobID: jobID)
+        }
+    }
+
+    /// Stops (without removing) every running container of a job: a killed job's containers
+    /// stay for clean to account and remove.
+    func stopAllContainers(jobID: Int64) async {
+        guard let docker,
+              let ids = try? await database.pool.read({ db in
+                  try String.fetchAll(db, sql: "SELECT id FROM containers WHERE job_id = ? AND removed_at IS NULL", arguments: [jobID])
+              }) else { return }
+        for id in ids { try? await docker.stop(id, timeoutSeconds: 0) }
     }
 
     /// Removes every container of a job (clean); returns how many went.

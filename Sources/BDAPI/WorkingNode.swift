@@ -1,3 +1,5 @@
+import BDBatch
+import BDConfig
 import BDCore
 import BDCredentials
 import BDDocker
@@ -13,64 +15,102 @@ public struct WorkingNode: Sendable {
     public let logger: Logger
     /// The engine containers run on; nil only in tests of configure/clean alone.
     public let docker: DockerEngine?
+    /// The batch system's controller and the `[batch]` settings; nil only in tests of the
+    /// token flow alone.
+    public let batch: (controller: any WNController, settings: Settings.Batch)?
     /// Looks users up; replaceable so unit tests can describe users that do not exist here.
     let passwd: @Sendable (String) -> PasswdEntry?
 
-    public init(database: BDockerDatabase, tokens: any TokenController, docker: DockerEngine?, logger: Logger,
+    public init(database: BDockerDatabase, tokens: any TokenController, docker: DockerEngine?,
+                batch: (controller: any WNController, settings: Settings.Batch)? = nil, logger: Logger,
                 passwd: @escaping @Sendable (String) -> PasswdEntry? = { PasswdEntry.lookup(name: $0) }) {
         self.database = database
         self.tokens = tokens
         self.docker = docker
+        self.batch = batch
         self.logger = logger
         self.passwd = passwd
     }
 
-    /// Creates the job row and its user token in one transaction; returns the token.
+    /// Prepares the job's environment (batch controller: limits, cgroup tree), then creates the
+    /// job row, its first sample and its user token in one transaction; returns the token.
     public func configure(_ request: ConfigureRequest) async throws(BDockerError) -> (token: String, job: JobRecord) {
         try tokens.verifyAdmin(request.adminToken)
-        let creds = request.userCredentials
-        let job = try validatedJob(creds)
+        var job = try validatedJob(request.userCredentials)
+        // Refuse a live duplicate before touching its cgroups.
+        let key = job.jobKey
+        if (try? await database.pool.read({ db in
+            try JobRecord.filter(Column("job_key") == key && Column("state") == "configured").fetchCount(db)
+        })) ?? 0 > 0 {
+            throw .conflict("job \(key) is already configured on this node; clean it first")
+        }
+        try batch?.controller.configureEnvironment(&job)
+        let first = batch?.controller.sample(job)
+        let prepared = job
         do {
             return try await database.pool.write { db in
-                var row = job
+                var row = prepared
                 do {
                     try row.insert(db)
                 } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                     throw BDockerError.conflict("job \(row.jobKey) is already configured on this node; clean it first")
                 }
+                if let first { try Self.sampleRecord(row.id!, first).insert(db) }
                 let token = try tokens.issueToken(forJob: row.id!, db: db)
                 return (token, row)
             }
-        } catch let error as BDockerError {
-            throw error
         } catch {
-            throw .internalFault("configure of job \(job.jobKey) failed: \(error)")
+            try? batch?.controller.cleanEnvironment(prepared)
+            if let error = error as? BDockerError { throw error }
+            throw .internalFault("configure of job \(prepared.jobKey) failed: \(error)")
         }
     }
 
-    /// Force-removes the job's containers, then revokes the token and marks the job cleaned.
-    /// If a container cannot be removed the job stays configured, so the epilog can retry.
-    public func clean(_ request: CleanRequest) async throws(BDockerError) -> JobRecord {
+    /// clean_environment: removes the job's containers, takes a final sample, removes the
+    /// cgroup tree, and in ONE transaction stores the accounting record in the outbox, marks
+    /// the job cleaned and revokes the token: a crash can neither lose the record nor make it
+    /// twice. If anything before that fails the job stays configured, so the epilog can retry.
+    public func clean(_ request: CleanRequest) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
         try tokens.verifyAdmin(request.adminToken)
         let session = try await tokens.authenticate(request.token)
         let removed = try await removeAllContainers(jobID: session.jobID)
         if removed > 0 { logger.info("job \(session.jobKey): removed \(removed) container(s)") }
+        let jobID = session.jobID
+        guard var job = try? await database.pool.read({ db in try JobRecord.fetchOne(db, key: jobID) }) else {
+            throw .notFound("job \(session.jobKey) is not known on this node")
+        }
+        let last = batch?.controller.sample(job)
+        try batch?.controller.cleanEnvironment(job)
+        let end = Date().timeIntervalSince1970
+        job.state = .cleaned
+        job.cleanedAt = end
+        let cleaned = job
         do {
             return try await database.pool.write { db in
-                try tokens.revoke(request.token, db: db)
-                guard var job = try JobRecord.fetchOne(db, key: session.jobID) else {
-                    throw BDockerError.notFound("job \(session.jobKey) is not known on this node")
+                if let last { try Self.sampleRecord(jobID, last, at: end).insert(db) }
+                var accounted = false
+                if let batch, cleaned.cgroup != nil {
+                    let samples = try SampleRecord.filter(Column("job_id") == jobID).fetchAll(db)
+                    let usage = JobUsage.compute(samples: samples, onlyDocker: batch.settings.onlyDockerAccounting)
+                    let record = AccountingRecordBuilder.record(job: cleaned, usage: usage, end: end, settings: batch.settings)
+                    var outbox = OutboxRecord(jobID: jobID, record: try AccountingRecordBuilder.json(record), line: record.line())
+                    try outbox.insert(db)
+                    accounted = true
                 }
-                job.state = .cleaned
-                job.cleanedAt = Date().timeIntervalSince1970
-                try job.update(db)
-                return job
+                try cleaned.update(db)
+                try tokens.revoke(request.token, db: db)
+                return (cleaned, accounted)
             }
         } catch let error as BDockerError {
             throw error
         } catch {
             throw .internalFault("clean of job \(session.jobKey) failed: \(error)")
         }
+    }
+
+    static func sampleRecord(_ jobID: Int64, _ r: CgroupReading, at time: Double = Date().timeIntervalSince1970) -> SampleRecord {
+        SampleRecord(jobID: jobID, takenAt: time, cpuNanosTree: r.cpuNanosTree, cpuNanosCommon: r.cpuNanosCommon,
+                     memBytesTree: r.memBytesTree, memBytesCommon: r.memBytesCommon, maxMemBytesTree: r.maxMemBytesTree)
     }
 
     /// Checks what the prolog sent against the passwd database and the naming rules.

@@ -1,2 +1,48 @@
-// The batch module (working-node and accounting controllers) arrives with the batch issue.
-enum BatchModule {}
+import BDConfig
+import BDCore
+import BDStore
+import Foundation
+import Logging
+
+/// What a batch system tells bdocker about a job when it is configured.
+public struct JobDetails: Sendable, Equatable {
+    public var queue: String?
+    public var host: String?
+    public var jobName: String?
+    public var account: String?
+    public var submissionTime: Double?
+    public var maxCPUSeconds: Double?
+    public var maxMemBytes: Int64?
+    public var terminateMethod: String?
+    /// The process whose descendants are the job (put into COMMON); nil when the batch system
+    /// moves the job's processes itself (Slurm's TaskProlog).
+    public var parentPID: Int?
+
+    public init() {}
+}
+
+/// The working-node seam of the seed's design: a batch system's controller. The chain is
+/// `WNController` (this protocol) → `CgroupsWNController` (the cgroup-based behaviour, shared) →
+/// a batch system's controller such as `SGEWNController`. A new batch system is one new type
+/// conforming to `CgroupsWNController` (or `WNController`) plus one line in `BatchRegistry`.
+public protocol WNController: Sendable {
+    /// The name `[batch] controller` uses, and older names it answers to.
+    static var names: [String] { get }
+    init(settings: Settings, logger: Logger) throws(BDockerError)
+
+    /// conf_environment: reads what the batch system knows and prepares the job's environment.
+    /// Fills the job row's batch fields (queue, limits, cgroup, …) before it is stored.
+    func configureEnvironment(_ job: inout JobRecord) throws(BDockerError)
+
+    /// The cgroup containers of the job run under (Docker's CgroupParent), or nil.
+    func cgroupParent(of job: JobRecord) -> String?
+
+    /// One reading of the job's usage, or nil when there is nothing to read (no cgroups, gone).
+    func sample(_ job: JobRecord) -> CgroupReading?
+
+    /// Sends the job's processes the signal (all but the batch system's own parent process).
+    func signalJob(_ job: JobRecord, _ signal: Int32)
+
+    /// clean_environment: removes what configure made. Containers are already gone.
+    func cleanEnvironment(_ job: JobRecord) throws(BDockerError)
+}

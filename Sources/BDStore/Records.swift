@@ -22,15 +22,46 @@ public struct JobRecord: Codable, Sendable, Equatable, FetchableRecord, MutableP
     public var state: State
     public var createdAt: Double
     public var cleanedAt: Double?
+    // What the batch system says about the job (0002_batch).
+    public var cgroup: String?
+    public var parentPID: Int?
+    public var queue: String?
+    public var host: String?
+    public var jobName: String?
+    public var account: String?
+    public var submissionTime: Double?
+    public var startTime: Double?
+    public var maxCPUSeconds: Double?
+    public var maxMemBytes: Int64?
+    public var terminateMethod: String?
+    public var monitorState: MonitorState = .unmonitored
+    public var failed: Int = 0
+    public var exitStatus: Int = 0
+    public var killReason: String?
+
+    /// Where the monitor stands with the job.
+    public enum MonitorState: String, Codable, Sendable {
+        case live, killed, vanished, unmonitored
+    }
 
     enum CodingKeys: String, CodingKey {
-        case id, user, uid, gid, home, state
+        case id, user, uid, gid, home, state, cgroup, queue, host, account, failed
         case jobKey = "job_key"
         case batchJobID = "batch_job_id"
         case taskID = "task_id"
         case spoolDir = "spool_dir"
         case createdAt = "created_at"
         case cleanedAt = "cleaned_at"
+        case parentPID = "parent_pid"
+        case jobName = "job_name"
+        case submissionTime = "submission_time"
+        case startTime = "start_time"
+        case maxCPUSeconds = "max_cpu_seconds"
+        case maxMemBytes = "max_mem_bytes"
+        case terminateMethod = "terminate_method"
+        case monitorState = "monitor_state"
+        case exitStatus = "exit_status"
+        case killReason = "kill_reason"
     }
 
     public init(batchJobID: String, taskID: String?, user: String, uid: Int, gid: Int, home: String,
@@ -107,5 +138,87 @@ public struct ContainerRecord: Codable, Sendable, Equatable, FetchableRecord, Pe
         self.image = image
         self.createdAt = createdAt
         self.removedAt = nil
+    }
+}
+
+/// One monitor reading of a job (table `samples`).
+public struct SampleRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "samples"
+
+    public var jobID: Int64
+    public var takenAt: Double
+    public var cpuNanosTree: Int64
+    public var cpuNanosCommon: Int64
+    public var memBytesTree: Int64
+    public var memBytesCommon: Int64
+    public var maxMemBytesTree: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case jobID = "job_id"
+        case takenAt = "taken_at"
+        case cpuNanosTree = "cpu_ns_tree"
+        case cpuNanosCommon = "cpu_ns_common"
+        case memBytesTree = "mem_bytes_tree"
+        case memBytesCommon = "mem_bytes_common"
+        case maxMemBytesTree = "max_mem_bytes_tree"
+    }
+
+    public init(jobID: Int64, takenAt: Double, cpuNanosTree: Int64, cpuNanosCommon: Int64, memBytesTree: Int64,
+                memBytesCommon: Int64, maxMemBytesTree: Int64) {
+        self.jobID = jobID
+        self.takenAt = takenAt
+        self.cpuNanosTree = cpuNanosTree
+        self.cpuNanosCommon = cpuNanosCommon
+        self.memBytesTree = memBytesTree
+        self.memBytesCommon = memBytesCommon
+        self.maxMemBytesTree = maxMemBytesTree
+    }
+}
+
+/// An accounting record waiting for delivery (table `outbox`).
+public struct OutboxRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "outbox"
+
+    public enum State: String, Codable, Sendable {
+        case pending, delivered, rejected
+    }
+
+    public var id: Int64?
+    public var jobID: Int64
+    /// The record as JSON.
+    public var record: String
+    /// The same record as one SGE accounting line.
+    public var line: String
+    public var createdAt: Double
+    public var state: State
+    public var attempts: Int
+    public var nextTryAt: Double
+    public var deliveredAt: Double?
+    public var lastError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, record, line, state, attempts
+        case jobID = "job_id"
+        case createdAt = "created_at"
+        case nextTryAt = "next_try_at"
+        case deliveredAt = "delivered_at"
+        case lastError = "last_error"
+    }
+
+    public init(jobID: Int64, record: String, line: String, createdAt: Double = Date().timeIntervalSince1970) {
+        self.id = nil
+        self.jobID = jobID
+        self.record = record
+        self.line = line
+        self.createdAt = createdAt
+        self.state = .pending
+        self.attempts = 0
+        self.nextTryAt = createdAt
+        self.deliveredAt = nil
+        self.lastError = nil
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
     }
 }

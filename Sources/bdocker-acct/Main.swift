@@ -1,10 +1,321 @@
 import ArgumentParser
+import BDBatch
+import BDConfig
 import BDCore
+import Foundation
 
 @main
 struct BDockerAcct: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bdocker-acct",
         abstract: "Read the bdocker accounting store (export, summaries, audits).",
-        version: BDockerVersion.current)
+        discussion: """
+            The database is opened read-only: an auditor needs read access to it (and to its \
+            -wal and -shm files while the daemon runs), nothing more.
+            """,
+        version: BDockerVersion.current,
+        subcommands: [Export.self, Summary.self, SQL.self])
+}
+
+/// Where the accounting database is: `--database`, else `[server] database` of `--config`.
+struct StoreOptions: ParsableArguments {
+    static let defaultConfig = "/etc/configure_bdocker_accounting.cfg"
+
+    @Option(help: "The accounting daemon's SQLite database.")
+    var database: String?
+
+    @Option(help: "The accounting daemon's configuration, for its [server] database (default: $BDOCKER_CONF_FILE, else \(defaultConfig)).")
+    var config: String?
+
+    func reader() throws(BDockerError) -> AccountingReader {
+        try AccountingReader(path: databasePath())
+    }
+
+    func databasePath() throws(BDockerError) -> String {
+        if let database { return database }
+        let path = config ?? ProcessInfo.processInfo.environment[SettingsLoader.environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
+            ?? Self.defaultConfig
+        let settings: Settings
+        do {
+            settings = try SettingsLoader.load(path: path)
+        } catch {
+            throw .invalidInput("configuration error: \(error) (or give --database PATH)")
+        }
+        guard settings.role == .accounting else {
+            throw .invalidInput("\(path) configures a \(settings.role.rawValue) daemon; give the accounting daemon's configuration or --database PATH")
+        }
+        return settings.server.database
+    }
+}
+
+/// `--since` and `--until`.
+struct PeriodOptions: ParsableArguments {
+    @Option(help: "Jobs started at or after this time: 2026-11-29 (UTC), 2026-11-29T10:00:00Z, or epoch seconds.")
+    var since: String?
+
+    @Option(help: "Jobs started before this time (same forms).")
+    var until: String?
+
+    func filter() throws(BDockerError) -> AccountingFilter {
+        AccountingFilter(since: try since.map { t throws(BDockerError) in try Self.epoch(t, option: "--since") },
+                         until: try until.map { t throws(BDockerError) in try Self.epoch(t, option: "--until") })
+    }
+
+    static func epoch(_ text: String, option: String) throws(BDockerError) -> Int {
+        if !text.isEmpty, text.allSatisfy(\.isASCII), text.allSatisfy(\.isNumber), let seconds = Int(text) {
+            return seconds
+        }
+        let dateOnly = ISO8601DateFormatter()
+        dateOnly.formatOptions = [.withFullDate]
+        dateOnly.timeZone = TimeZone(identifier: "UTC")
+        let dateTime = ISO8601DateFormatter()
+        dateTime.formatOptions = [.withInternetDateTime]
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let parsed = text.count == 10 ? dateOnly.date(from: text) : dateTime.date(from: text) ?? fractional.date(from: text)
+        guard let parsed else {
+            throw .invalidInput("\(option) '\(text)' is not a time; use 2026-11-29 (UTC midnight), 2026-11-29T10:00:00Z, "
+                + "2026-11-29T10:00:00+01:00 or epoch seconds")
+        }
+        return Int(parsed.timeIntervalSince1970.rounded(.down))
+    }
+}
+
+struct Export: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the records as an SGE accounting file (`qacct -f FILE` reads it).",
+        discussion: "Records come in the order they were received, after the 4 header lines Grid Engine writes.")
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case sge
+    }
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var period: PeriodOptions
+
+    @Option(help: "Output format.")
+    var format: Format = .sge
+
+    @Option(help: "Only this owner's jobs.")
+    var owner: String?
+
+    @Option(help: "Only this job number.")
+    var job: Int?
+
+    @Option(name: .shortAndLong, help: "Write to FILE (replaced as a whole when complete) instead of standard output.")
+    var output: String?
+
+    func run() async throws {
+        do {
+            var filter = try period.filter()
+            filter.owner = owner
+            filter.job = job
+            let reader = try store.reader()
+            guard let output else {
+                _ = try reader.exportSGE(filter, to: .standardOutput)
+                return
+            }
+            // Into a temporary file beside the target, renamed when complete: a failed export
+            // never leaves a partial accounting file behind.
+            let partial = output + ".partial-\(getpid())"
+            guard FileManager.default.createFile(atPath: partial, contents: nil, attributes: [.posixPermissions: 0o644]),
+                  let handle = FileHandle(forWritingAtPath: partial) else {
+                throw BDockerError.invalidInput("cannot create \(partial): \(String(cString: strerror(errno)))")
+            }
+            let count: Int
+            do {
+                count = try reader.exportSGE(filter, to: handle)
+                try handle.close()
+            } catch {
+                try? FileManager.default.removeItem(atPath: partial)
+                throw error
+            }
+            guard rename(partial, output) == 0 else {
+                let reason = String(cString: strerror(errno))
+                try? FileManager.default.removeItem(atPath: partial)
+                throw BDockerError.invalidInput("cannot write \(output): \(reason)")
+            }
+            FileHandle.standardError.write(Data("bdocker-acct: \(count) record\(count == 1 ? "" : "s") written to \(output)\n".utf8))
+        } catch {
+            exitWithError(error)
+        }
+    }
+}
+
+struct Summary: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Usage per owner, queue, host or account: the sums `qacct -o` prints.",
+        discussion: "WALLCLOCK, UTIME, STIME, CPU and IOW are seconds, MEMORY GB·s, IO GB.")
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var period: PeriodOptions
+
+    @Option(help: "Group by: \(SummaryGrouping.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var by: SummaryGrouping = .owner
+
+    @Flag(help: "JSON instead of a table.")
+    var json = false
+
+    func run() async throws {
+        do {
+            let rows = try store.reader().summary(by: by, try period.filter())
+            if json {
+                print(try OutputFormat.json(rows.map { SummaryRow(grouping: by, usage: $0) }))
+                return
+            }
+            let header = [by.rawValue.uppercased(), "JOBS", "WALLCLOCK", "UTIME", "STIME", "CPU", "MEMORY", "IO", "IOW"]
+            let body = rows.map { u in
+                [u.group, String(u.jobs), String(u.wallclock)] + [u.utime, u.stime, u.cpu, u.mem, u.io, u.iow].map { String(format: "%.3f", $0) }
+            }
+            print(OutputFormat.table(header: header, rows: body, rightAligned: Set(1..<header.count), rule: "="), terminator: "")
+        } catch {
+            exitWithError(error)
+        }
+    }
+}
+
+extension SummaryGrouping: ExpressibleByArgument {}
+
+/// A summary row in JSON, keyed by the grouping's own name: `{"owner": "ann", "jobs": 3, ...}`.
+struct SummaryRow: Encodable {
+    let grouping: SummaryGrouping
+    let usage: UsageSummary
+
+    struct Key: CodingKey {
+        let stringValue: String
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(usage.group, forKey: Key(grouping.rawValue))
+        try c.encode(usage.jobs, forKey: Key("jobs"))
+        try c.encode(usage.wallclock, forKey: Key("wallclock"))
+        for (name, value) in [("utime", usage.utime), ("stime", usage.stime), ("cpu", usage.cpu), ("mem", usage.mem),
+                              ("io", usage.io), ("iow", usage.iow)] {
+            try c.encode(value, forKey: Key(name))
+        }
+    }
+}
+
+struct SQL: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sql",
+        abstract: "Run one read-only query (SELECT, WITH, ...) for an audit.",
+        discussion: """
+            Tables: records (one row per job run; see migrations/accounting/0001_init.sql). Views: \
+            jobs_by_owner, jobs_by_host, usage_by_day, not_in_file. Example: \
+            bdocker-acct sql "SELECT * FROM jobs_by_owner ORDER BY cpu DESC LIMIT 10"
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case table, csv, json
+    }
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: "Output format.")
+    var format: Format = .table
+
+    @Argument(help: "The query.")
+    var query: String
+
+    func run() async throws {
+        do {
+            let result = try store.reader().query(query)
+            switch format {
+            case .table:
+                let rows = result.rows.map { $0.map(\.text) }
+                let numeric = Set(result.columns.indices.filter { i in
+                    !result.rows.isEmpty && result.rows.allSatisfy { $0[i].isNumber || $0[i] == .null }
+                })
+                print(OutputFormat.table(header: result.columns, rows: rows, rightAligned: numeric, rule: "-"), terminator: "")
+            case .csv:
+                print(OutputFormat.csv(header: result.columns, rows: result.rows.map { $0.map(\.text) }), terminator: "")
+            case .json:
+                print(try OutputFormat.json(result.rows.map { row in
+                    Dictionary(uniqueKeysWithValues: zip(result.columns, row.map(JSONCell.init)))
+                }))
+            }
+        } catch {
+            exitWithError(error)
+        }
+    }
+}
+
+extension QueryResult.Value {
+    /// As text in a table or CSV cell; NULL is empty.
+    var text: String {
+        switch self {
+        case .null: return ""
+        case .integer(let n): return String(n)
+        case .real(let d): return String(d)
+        case .text(let s): return s
+        }
+    }
+
+    var isNumber: Bool {
+        switch self {
+        case .integer, .real: return true
+        case .null, .text: return false
+        }
+    }
+}
+
+/// A query value as JSON: numbers stay numbers, NULL is null.
+struct JSONCell: Encodable {
+    let value: QueryResult.Value
+
+    init(_ value: QueryResult.Value) { self.value = value }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch value {
+        case .null: try c.encodeNil()
+        case .integer(let n): try c.encode(n)
+        case .real(let d): try c.encode(d)
+        case .text(let s): try c.encode(s)
+        }
+    }
+}
+
+enum OutputFormat {
+    /// Columns padded to their widest cell, a rule under the header.
+    static func table(header: [String], rows: [[String]], rightAligned: Set<Int>, rule: Character) -> String {
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        func render(_ cells: [String]) -> String {
+            cells.enumerated().map { i, cell in
+                let pad = String(repeating: " ", count: widths[i] - cell.count)
+                return rightAligned.contains(i) ? pad + cell : cell + pad
+            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
+        }
+        let ruleLine = String(repeating: rule, count: widths.reduce(0, +) + 2 * max(0, widths.count - 1)) + "\n"
+        return render(header) + ruleLine + rows.map(render).joined()
+    }
+
+    /// RFC 4180: a cell with a comma, quote or line break is quoted, quotes doubled.
+    static func csv(header: [String], rows: [[String]]) -> String {
+        func cell(_ s: String) -> String {
+            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        }
+        return ([header] + rows).map { $0.map(cell).joined(separator: ",") + "\r\n" }.joined()
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
+
+/// One line on stderr, exit 1: the shape every failure takes.
+func exitWithError(_ error: any Error) -> Never {
+    let message = (error as? BDockerError)?.message ?? String(describing: error)
+    FileHandle.standardError.write(Data("bdocker-acct: \(message)\n".utf8))
+    Foundation.exit(1)
 }

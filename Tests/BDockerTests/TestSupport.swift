@@ -56,8 +56,11 @@ final class TempDir: @unchecked Sendable {
 }
 
 /// A working-node configuration built from the shipped sample, pointing at a temp dir.
-struct TestConfig {
+final class TestConfig: @unchecked Sendable {
+    // @unchecked: immutable after init.
     let dir: TempDir
+    /// A cgroup parent of this config's own, removed with it.
+    let parentCgroup = "/bdocker-test-\(Int.random(in: 100_000...999_999))"
     let configPath: String
     let adminToken: String
     let settings: Settings
@@ -71,11 +74,20 @@ struct TestConfig {
         var replacements = [
             "database = /var/lib/bdocker/\(role.rawValue).sqlite": "database = \(dir.file("db.sqlite"))",
             "admin_token_file = /etc/bdocker/admin_token": "admin_token_file = \(tokenFile)",
+            "parent_cgroup = /bdocker": "parent_cgroup = \(parentCgroup)",
+            "monitoring_time = 10": "monitoring_time = 1",
         ]
         for (k, v) in extra { replacements[k] = v }
         for (from, to) in replacements { text = text.replacingOccurrences(of: from, with: to) }
         configPath = dir.write("bdocker.cfg", text)
         settings = try SettingsLoader.load(path: configPath)
+    }
+
+    deinit {
+        // The parent is empty once every job was cleaned; rmdir refuses otherwise.
+        for hierarchy in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? [] {
+            rmdir("/sys/fs/cgroup/\(hierarchy)\(parentCgroup)")
+        }
     }
 }
 

@@ -1,0 +1,68 @@
+import BDBatch
+import BDCore
+import BDCredentials
+import BDStore
+import Hummingbird
+import Logging
+
+/// What the accounting daemon does with a notification: check the admin token, validate the
+/// record, and hand it to the ledger (store, then the accounting file, exactly once).
+public struct AccountingServer: Sendable {
+    public let database: BDockerDatabase
+    public let tokens: any TokenController
+    public let ledger: AccountingLedger
+    public let logger: Logger
+
+    public init(database: BDockerDatabase, tokens: any TokenController, ledger: AccountingLedger, logger: Logger) {
+        self.database = database
+        self.tokens = tokens
+        self.ledger = ledger
+        self.logger = logger
+    }
+
+    /// The original form: one SGE accounting line.
+    public func setAccounting(_ request: SetAccountingRequest) async throws(BDockerError) -> AccountingReceipt {
+        try tokens.verifyAdmin(request.adminToken)
+        return try await store(try SGEAccountingRecord.parse(request.accounting))
+    }
+
+    /// The structured form; the record was validated as it was decoded.
+    public func putRecord(_ request: AccountingRecordRequest) async throws(BDockerError) -> AccountingReceipt {
+        try tokens.verifyAdmin(request.adminToken)
+        return try await store(request.record)
+    }
+
+    private func store(_ record: SGEAccountingRecord) async throws(BDockerError) -> AccountingReceipt {
+        let receipt = try await ledger.submit(record)
+        logger.info("\(receipt.new ? "stored" : "already had") the record for \(receipt.record)")
+        return receipt
+    }
+}
+
+extension Routes {
+    /// Routes of the accounting daemon.
+    public static func accounting(_ server: AccountingServer) -> Router<BDContext> {
+        let router = base(logger: server.logger, database: server.database, role: "accounting")
+        router.put("set_accounting") { request, _ -> Response in
+            var request = request
+            return JSONReply.make(try await server.setAccounting(try await request.decodeJSON(SetAccountingRequest.self)))
+        }
+        router.put("accounting") { request, _ -> Response in
+            var request = request
+            return JSONReply.make(try await server.putRecord(try await request.decodeJSON(AccountingRecordRequest.self)))
+        }
+        return router
+    }
+}
+
+extension Daemon {
+    /// The accounting daemon's parts; the ledger repairs the accounting file before the daemon
+    /// listens.
+    public func accountingServer() throws -> AccountingServer {
+        guard let path = settings.batch.bdockerAccounting else {
+            throw settings.error("batch", "bdocker_accounting", "key is missing: the accounting daemon needs the file it appends SGE lines to")
+        }
+        return AccountingServer(database: database, tokens: try tokenController(),
+                                ledger: try AccountingLedger(database: database, filePath: path, logger: logger), logger: logger)
+    }
+}

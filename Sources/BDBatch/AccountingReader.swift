@@ -1,0 +1,195 @@
+import BDCore
+import Foundation
+import GRDB
+
+/// Which records an export or summary covers. Times select by start time, as `qacct -b/-e`
+/// do: `since` inclusive, `until` exclusive (so `--since 2026-11-01 --until 2026-12-01` is
+/// November exactly).
+public struct AccountingFilter: Sendable, Equatable {
+    public var since: Int?
+    public var until: Int?
+    public var owner: String?
+    public var job: Int?
+
+    public init(since: Int? = nil, until: Int? = nil, owner: String? = nil, job: Int? = nil) {
+        self.since = since
+        self.until = until
+        self.owner = owner
+        self.job = job
+    }
+
+    var sql: (clause: String, arguments: StatementArguments) {
+        var terms: [String] = []
+        var arguments: StatementArguments = []
+        if let since { terms.append("start_time >= ?"); arguments += [since] }
+        if let until { terms.append("start_time < ?"); arguments += [until] }
+        if let owner { terms.append("owner = ?"); arguments += [owner] }
+        if let job { terms.append("job_number = ?"); arguments += [job] }
+        return (terms.isEmpty ? "" : "WHERE " + terms.joined(separator: " AND "), arguments)
+    }
+}
+
+/// What `summary --by` groups on, and the column it names.
+public enum SummaryGrouping: String, Sendable, CaseIterable {
+    case owner, queue, host, account
+
+    var column: String {
+        switch self {
+        case .owner: return "owner"
+        case .queue: return "qname"
+        case .host: return "hostname"
+        case .account: return "account"
+        }
+    }
+}
+
+/// One group's usage: the sums `qacct -o` prints, and the job count.
+public struct UsageSummary: Codable, Sendable, Equatable {
+    public var group: String
+    public var jobs: Int
+    public var wallclock: Int
+    public var utime: Double
+    public var stime: Double
+    public var cpu: Double
+    public var mem: Double
+    public var io: Double
+    public var iow: Double
+}
+
+/// A result set of `sql`: column names and rows of plain values.
+public struct QueryResult: Sendable {
+    public enum Value: Sendable, Equatable {
+        case null
+        case integer(Int64)
+        case real(Double)
+        case text(String)
+    }
+
+    public var columns: [String]
+    public var rows: [[Value]]
+}
+
+/// The accounting store opened read-only, for `bdocker-acct`: a reader can never change it, and
+/// never blocks the daemon (WAL readers do not block the writer).
+public struct AccountingReader: Sendable {
+    public let path: String
+    let queue: DatabaseQueue
+
+    public init(path: String) throws(BDockerError) {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw .notFound("no accounting database at \(path) (see [server] database in the accounting daemon's configuration)")
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(10)
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            let isAccounting = try queue.read { db in try db.tableExists("records") && db.tableExists("accounting_file") }
+            guard isAccounting else {
+                throw BDockerError.invalidInput("\(path) is not a bdocker accounting database (it has no records table)")
+            }
+        } catch let error as BDockerError {
+            throw error
+        } catch {
+            throw .internalFault("cannot open \(path) read-only: \(Self.describe(error))")
+        }
+        self.path = path
+    }
+
+    /// Writes the header and the matching lines, in the order they were received (the order of
+    /// the accounting file). Returns how many lines.
+    public func exportSGE(_ filter: AccountingFilter, to output: FileHandle) throws(BDockerError) -> Int {
+        let (clause, arguments) = filter.sql
+        var buffer = Data(SGEAccountingRecord.fileHeader.utf8)
+        buffer.reserveCapacity(1 << 20)
+        var count = 0
+        do {
+            try queue.read { db in
+                let lines = try String.fetchCursor(db, sql: "SELECT line FROM records \(clause) ORDER BY id", arguments: arguments)
+                while let line = try lines.next() {
+                    buffer.append(contentsOf: line.utf8)
+                    buffer.append(UInt8(ascii: "\n"))
+                    count += 1
+                    if buffer.count >= 1 << 20 {
+                        try output.write(contentsOf: buffer)
+                        buffer.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+            try output.write(contentsOf: buffer)
+        } catch {
+            throw .internalFault("export from \(path) failed: \(Self.describe(error))")
+        }
+        return count
+    }
+
+    /// Per-group sums like `qacct -o` (grouping by owner), ordered by group name.
+    public func summary(by grouping: SummaryGrouping, _ filter: AccountingFilter) throws(BDockerError) -> [UsageSummary] {
+        let (clause, arguments) = filter.sql
+        let sql = """
+            SELECT \(grouping.column) AS grp, COUNT(*) AS jobs, SUM(ru_wallclock) AS wallclock, SUM(ru_utime) AS utime,
+                   SUM(ru_stime) AS stime, SUM(cpu) AS cpu, SUM(mem) AS mem, SUM(io) AS io, SUM(iow) AS iow
+            FROM records \(clause) GROUP BY grp ORDER BY grp
+            """
+        do {
+            return try queue.read { db in
+                try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                    UsageSummary(group: row["grp"], jobs: row["jobs"], wallclock: row["wallclock"], utime: row["utime"],
+                                 stime: row["stime"], cpu: row["cpu"], mem: row["mem"], io: row["io"], iow: row["iow"])
+                }
+            }
+        } catch {
+            throw .internalFault("summary from \(path) failed: \(Self.describe(error))")
+        }
+    }
+
+    /// Runs one read-only statement. Anything that would write is refused before it runs (and
+    /// the connection is read-only besides).
+    public func query(_ sql: String) throws(BDockerError) -> QueryResult {
+        do {
+            return try queue.read { db in
+                let statement: Statement
+                do {
+                    let statements = try db.allStatements(sql: sql)
+                    guard let first = try statements.next() else { throw BDockerError.invalidInput("the query is empty") }
+                    guard try statements.next() == nil else {
+                        throw BDockerError.invalidInput("give one statement; this has more than one (separated by ';')")
+                    }
+                    statement = first
+                } catch let error as DatabaseError {
+                    throw BDockerError.invalidInput("bad SQL: \(error.message ?? "\(error.resultCode)")")
+                }
+                guard statement.isReadonly else {
+                    throw BDockerError.forbidden("only queries are allowed: the accounting database is opened read-only "
+                        + "(\(sql.trimmingCharacters(in: .whitespacesAndNewlines).prefix(40))… would change it)")
+                }
+                var rows: [[QueryResult.Value]] = []
+                let cursor = try Row.fetchCursor(statement)
+                while let row = try cursor.next() {
+                    rows.append(row.databaseValues.map(Self.value))
+                }
+                return QueryResult(columns: statement.columnNames, rows: rows)
+            }
+        } catch let error as BDockerError {
+            throw error
+        } catch let error as DatabaseError {
+            throw .invalidInput("query failed: \(error.message ?? "\(error.resultCode)")")
+        } catch {
+            throw .internalFault("query on \(path) failed: \(error)")
+        }
+    }
+
+    private static func value(_ value: DatabaseValue) -> QueryResult.Value {
+        switch value.storage {
+        case .null: return .null
+        case .int64(let n): return .integer(n)
+        case .double(let d): return .real(d)
+        case .string(let s): return .text(s)
+        case .blob(let data): return .text("x'" + data.map { String(format: "%02x", $0) }.joined() + "'")
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        (error as? DatabaseError)?.message ?? "\(error)"
+    }
+}

@@ -1,0 +1,138 @@
+import BDCore
+import BDStore
+import Foundation
+import GRDB
+
+/// The accounting daemon's tables (`migrations/accounting/0001_init.sql`): the records and the
+/// confirmed state of the accounting file. Only `AccountingLedger` writes here.
+public struct AccountingStore: Sendable {
+    public let pool: DatabasePool
+
+    public init(pool: DatabasePool) {
+        self.pool = pool
+    }
+
+    /// What storing one record did.
+    enum Admission: Equatable {
+        /// Stored now, with this id.
+        case stored(Int64)
+        /// The identical record was already stored.
+        case alreadyStored(Int64)
+    }
+
+    /// A stored record's line, waiting to be confirmed in the file.
+    struct PendingLine: Equatable {
+        var id: Int64
+        var line: String
+    }
+
+    /// The `accounting_file` row.
+    struct FileState: Equatable {
+        var endOffset: Int64
+        /// The record whose line ends at `endOffset`; nil when the header does.
+        var lastRecordID: Int64?
+    }
+
+    /// Stores each record unless its key is already there, in one transaction (one commit for a
+    /// whole batch). A different record under an existing key is refused: records are write-once.
+    func admit(_ records: [SGEAccountingRecord], now: Double = Date().timeIntervalSince1970) throws(BDockerError)
+        -> [Result<Admission, BDockerError>] {
+        try access("storing accounting records") {
+            try pool.write { db in
+                let find = try db.cachedStatement(sql: """
+                    SELECT id, line, datetime(received_at, 'unixepoch') AS received FROM records
+                    WHERE hostname = ? AND job_number = ? AND task_number = ? AND start_time = ?
+                    """)
+                let insert = try db.cachedStatement(sql: """
+                    INSERT INTO records (hostname, job_number, task_number, start_time, submission_time, end_time,
+                        qname, owner, grp, job_name, account, project, department, granted_pe, slots, failed,
+                        exit_status, ru_wallclock, ru_utime, ru_stime, ru_maxrss, cpu, mem, io, iow, maxvmem, line,
+                        received_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                return try records.map { r -> Result<Admission, BDockerError> in
+                    let line = r.line()
+                    if let row = try Row.fetchOne(find, arguments: [r.hostname, r.jobNumber, r.taskNumber, r.startTime]) {
+                        guard row["line"] as String == line else {
+                            return .failure(.conflict("a different record for \(r.key) is already stored (received "
+                                + "\(row["received"] as String) UTC); accounting records are write-once"))
+                        }
+                        return .success(.alreadyStored(row["id"]))
+                    }
+                    try insert.execute(arguments: [
+                        r.hostname, r.jobNumber, r.taskNumber, r.startTime, r.submissionTime, r.endTime,
+                        r.qname, r.owner, r.group, r.jobName, r.account, r.project, r.department, r.grantedPE, r.slots,
+                        r.failed, r.exitStatus, r.ruWallclock, r.ruUtime, r.ruStime, r.ruMaxrss, r.cpu, r.mem, r.io,
+                        r.iow, r.maxvmem, line, now,
+                    ])
+                    return .success(.stored(db.lastInsertedRowID))
+                }
+            }
+        }
+    }
+
+    /// Records not yet confirmed in the file, in id order (the order their lines go in).
+    func pendingLines() throws(BDockerError) -> [PendingLine] {
+        try access("reading pending accounting records") {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, line FROM records WHERE appended_at IS NULL ORDER BY id")
+                    .map { PendingLine(id: $0["id"], line: $0["line"]) }
+            }
+        }
+    }
+
+    /// The line of one record (the one the confirmed part of the file ends with).
+    func line(ofRecord id: Int64) throws(BDockerError) -> String? {
+        try access("reading accounting record \(id)") {
+            try pool.read { db in try String.fetchOne(db, sql: "SELECT line FROM records WHERE id = ?", arguments: [id]) }
+        }
+    }
+
+    func fileState() throws(BDockerError) -> FileState? {
+        try access("reading the accounting file state") {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT end_offset, last_record_id FROM accounting_file WHERE id = 1")
+                    .map { FileState(endOffset: $0["end_offset"], lastRecordID: $0["last_record_id"]) }
+            }
+        }
+    }
+
+    /// Records that a new file was begun (its header written and synced): nothing is in it yet.
+    func beginFile(path: String, headerBytes: Int64, now: Double = Date().timeIntervalSince1970) throws(BDockerError) {
+        try access("recording the new accounting file") {
+            try pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO accounting_file (id, path, end_offset, last_record_id, started_at) VALUES (1, ?, ?, NULL, ?)
+                    ON CONFLICT (id) DO UPDATE SET path = excluded.path, end_offset = excluded.end_offset,
+                        last_record_id = NULL, started_at = excluded.started_at
+                    """, arguments: [path, headerBytes, now])
+            }
+        }
+    }
+
+    /// Marks lines as durably in the file (each starting at its offset) and moves the confirmed
+    /// end past them, in one transaction.
+    func confirm(_ lines: [(id: Int64, offset: Int64)], end: Int64, now: Double = Date().timeIntervalSince1970) throws(BDockerError) {
+        guard let last = lines.last else { return }
+        try access("confirming appended accounting lines") {
+            try pool.write { db in
+                let mark = try db.cachedStatement(sql: "UPDATE records SET appended_at = ?, file_offset = ? WHERE id = ?")
+                for line in lines { try mark.execute(arguments: [now, line.offset, line.id]) }
+                try db.execute(sql: "UPDATE accounting_file SET end_offset = ?, last_record_id = ? WHERE id = 1",
+                               arguments: [end, last.id])
+            }
+        }
+    }
+
+    /// Runs a database access, describing a failure as the daemon's fault (500): the sender
+    /// retries those, and the record is never half-stored (each call is one transaction).
+    private func access<T>(_ what: String, _ body: () throws -> T) throws(BDockerError) -> T {
+        do {
+            return try body()
+        } catch let error as BDockerError {
+            throw error
+        } catch {
+            throw .internalFault("\(what) in \(pool.path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import BDCore
+import Foundation
+
+/// cgroup v1 under `[batch] cgroups_dir`: one directory per mounted hierarchy. bdocker creates
+/// job trees in the hierarchies its accounting reads (cpu, cpuacct, memory — `cpu,cpuacct`
+/// may be one mount or two) and removes job trees from every hierarchy, because the Docker
+/// engine creates the containers' parent cgroups in all of them and leaves them behind.
+public struct CgroupHierarchies: Sendable {
+    public let root: String
+    /// Directories to create job trees in, each once even if several names point at it.
+    public let accounting: [String]
+    /// Directory holding `cpuacct.usage`.
+    public let cpuacct: String
+    /// Directory holding `memory.usage_in_bytes`.
+    public let memory: String
+
+    public init(root: String) throws(BDockerError) {
+        self.root = root
+        func find(_ controller: String, file: String) throws(BDockerError) -> String {
+            let names = [controller, "cpu,cpuacct", "cpuacct,cpu"]
+            for name in names {
+                let dir = root + "/" + name
+                if FileManager.default.fileExists(atPath: dir + "/" + file) { return Self.real(dir) }
+            }
+            throw .internalFault("no cgroup v1 '\(controller)' hierarchy under \(root) (looked for \(names.map { "\(root)/\($0)/\(file)" }.joined(separator: ", "))); is [batch] cgroups_dir right?")
+        }
+        cpuacct = try find("cpuacct", file: "cpuacct.usage")
+        memory = try find("memory", file: "memory.usage_in_bytes")
+        let cpu = try find("cpu", file: "cpu.shares")
+        var seen: [String] = []
+        for dir in [cpu, cpuacct, memory] where !seen.contains(dir) { seen.append(dir) }
+        accounting = seen
+    }
+
+    static func real(_ path: String) -> String {
+        guard let p = realpath(path, nil) else { return path }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    /// Every hierarchy mounted under `root` (a directory with a tasks or cgroup.procs file).
+    public var all: [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        var dirs: [String] = []
+        for name in names.sorted() {
+            let dir = Self.real(root + "/" + name)
+            let hasTasks = FileManager.default.fileExists(atPath: dir + "/tasks")
+                || FileManager.default.fileExists(atPath: dir + "/cgroup.procs")
+            if hasTasks && !dirs.contains(dir) { dirs.append(dir) }
+        }
+        return dirs
+    }
+
+    /// Creates `<path>` and `<path>/COMMON` in the accounting hierarchies.
+    public func createJobTree(_ path: String) throws(BDockerError) {
+        for hierarchy in accounting {
+            let common = hierarchy + path + "/COMMON"
+            do {
+                try FileManager.default.createDirectory(atPath: common, withIntermediateDirectories: true)
+            } catch {
+                throw .internalFault("cannot create cgroup \(common): \(error.localizedDescription)")
+            }
+        }
+    }
+
+    /// Moves `pid` into `<path>/COMMON` in the accounting hierarchies; its children follow.
+    public func addToCommon(_ path: String, pid: Int) throws(BDockerError) {
+        for hierarchy in accounting {
+            try Self.write("\(pid)\n", to: hierarchy + path + "/COMMON/tasks")
+        }
+    }
+
+    public func exists(_ path: String) -> Bool {
+        FileManager.default.fileExists(atPath: cpuacct + path)
+    }
+
+    /// One reading of the tree and of COMMON. Nil when the tree is gone.
+    public func sample(_ path: String) -> CgroupReading? {
+        guard let cpuTree = Self.readNumber(cpuacct + path + "/cpuacct.usage"),
+              let memTree = Self.readNumber(memory + path + "/memory.usage_in_bytes") else { return nil }
+        return CgroupReading(
+            cpuNanosTree: cpuTree,
+            cpuNanosCommon: Self.readNumber(cpuacct + path + "/COMMON/cpuacct.usage") ?? 0,
+            memBytesTree: memTree,
+            memBytesCommon: Self.readNumber(memory + path + "/COMMON/memory.usage_in_bytes") ?? 0,
+            maxMemBytesTree: Self.readNumber(memory + path + "/memory.max_usage_in_bytes") ?? memTree)
+    }
+
+    /// Every pid in the tree (all hierarchies' views are the same processes; read cpuacct's).
+    public func pids(_ path: String) -> [Int] {
+        Self.subtree(cpuacct + path).flatMap { Self.tasks($0) }
+    }
+
+    /// Moves what is left in the tree to the tree's parent and removes the tree, deepest first
+    /// (so COMMON goes before the job directory), in every hierarchy where it exists.
+    public func removeJobTree(_ path: String) throws(BDockerError) {
+        let parentPath = (path as NSString).deletingLastPathComponent
+        var failures: [String] = []
+        for hierarchy in all {
+            let top = hierarchy + path
+            guard FileManager.default.fileExists(atPath: top) else { continue }
+            let dirs = Self.subtree(top).sorted { $0.count > $1.count }
+            for dir in dirs {
+                for pid in Self.tasks(dir) {
+                    try? Self.write("\(pid)\n", to: hierarchy + parentPath + "/tasks")
+                }
+                var removed = false
+                for attempt in 0..<50 {
+                    if rmdir(dir) == 0 || errno == ENOENT { removed = true; break }
+                    // A task may still be leaving; give it a moment.
+                    usleep(useconds_t(20_000 * min(attempt + 1, 5)))
+                    for pid in Self.tasks(dir) { try? Self.write("\(pid)\n", to: hierarchy + parentPath + "/tasks") }
+                }
+                if !removed { failures.append("\(dir): \(String(cString: strerror(errno)))") }
+            }
+        }
+        if !failures.isEmpty {
+            throw .internalFault("cannot remove cgroup(s) \(failures.joined(separator: "; "))")
+        }
+    }
+
+    // MARK: file access
+
+    static func subtree(_ top: String) -> [String] {
+        guard FileManager.default.fileExists(atPath: top) else { return [] }
+        var result = [top]
+        let children = (try? FileManager.default.contentsOfDirectory(atPath: top)) ?? []
+        for child in children {
+            var isDir: ObjCBool = false
+            let path = top + "/" + child
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+                result += subtree(path)
+            }
+        }
+        return result
+    }
+
+    static func tasks(_ dir: String) -> [Int] {
+        guard let text = try? String(contentsOfFile: dir + "/tasks", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { Int($0) }
+    }
+
+    static func readNumber(_ path: String) -> Int64? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    static func write(_ text: String, to path: String) throws(BDockerError) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .internalFault("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ Foundation.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw .internalFault("cannot write \(text.trimmingCharacters(in: .whitespacesAndNewlines)) to \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// Cumulative counters of one job tree at one moment.
+public struct CgroupReading: Sendable, Equatable {
+    public var cpuNanosTree: Int64
+    public var cpuNanosCommon: Int64
+    public var memBytesTree: Int64
+    public var memBytesCommon: Int64
+    public var maxMemBytesTree: Int64
+
+    public init(cpuNanosTree: Int64, cpuNanosCommon: Int64, memBytesTree: Int64, memBytesCommon: Int64, maxMemBytesTree: Int64) {
+        self.cpuNanosTree = cpuNanosTree
+        self.cpuNanosCommon = cpuNanosCommon
+        self.memBytesTree = memBytesTree
+        self.memBytesCommon = memBytesCommon
+        self.maxMemBytesTree = maxMemBytesTree
+    }
+}

@@ -1,0 +1,77 @@
+import BDConfig
+import BDCore
+import BDStore
+import Foundation
+import Logging
+
+/// The cgroup behaviour every cgroup-based batch controller shares: a job tree
+/// `<parent_cgroup>/<job>` with a `COMMON` child for the job's own processes, so the tree minus
+/// COMMON is what the containers used. A conforming type supplies only what its batch system
+/// knows (`jobDetails`); nothing batch-specific lives here.
+public protocol CgroupsWNController: WNController {
+    var settings: Settings { get }
+    /// Nil when `[batch] enable_cgroups` is off.
+    var hierarchies: CgroupHierarchies? { get }
+    var logger: Logger { get }
+
+    /// What the batch system knows of the job (limits, names, the parent process).
+    func jobDetails(_ job: JobRecord) throws(BDockerError) -> JobDetails
+}
+
+extension CgroupsWNController {
+    public func configureEnvironment(_ job: inout JobRecord) throws(BDockerError) {
+        let details = try jobDetails(job)
+        job.queue = details.queue
+        job.host = details.host
+        job.jobName = details.jobName
+        job.account = details.account
+        job.submissionTime = details.submissionTime
+        job.maxCPUSeconds = details.maxCPUSeconds
+        job.maxMemBytes = details.maxMemBytes
+        job.terminateMethod = details.terminateMethod
+        job.parentPID = details.parentPID
+        job.startTime = job.startTime ?? Date().timeIntervalSince1970
+        guard let hierarchies else {
+            job.monitorState = .unmonitored
+            return
+        }
+        let path = settings.batch.parentCgroup.trimmingSlashes + "/" + job.jobKey
+        let cgroup = "/" + path.trimmingSlashes
+        try hierarchies.createJobTree(cgroup)
+        if let pid = details.parentPID {
+            do {
+                try hierarchies.addToCommon(cgroup, pid: pid)
+            } catch {
+                try? hierarchies.removeJobTree(cgroup)
+                throw error
+            }
+        }
+        job.cgroup = cgroup
+        job.monitorState = .live
+    }
+
+    public func cgroupParent(of job: JobRecord) -> String? { job.cgroup }
+
+    public func sample(_ job: JobRecord) -> CgroupReading? {
+        guard let hierarchies, let cgroup = job.cgroup else { return nil }
+        return hierarchies.sample(cgroup)
+    }
+
+    public func signalJob(_ job: JobRecord, _ signal: Int32) {
+        guard let hierarchies, let cgroup = job.cgroup else { return }
+        // Spare the batch system's own parent process (SGE's shepherd): it must live on to run
+        // the epilog, which cleans up and reports.
+        for pid in hierarchies.pids(cgroup) where pid != job.parentPID && pid > 1 {
+            kill(pid_t(pid), signal)
+        }
+    }
+
+    public func cleanEnvironment(_ job: JobRecord) throws(BDockerError) {
+        guard let hierarchies, let cgroup = job.cgroup else { return }
+        try hierarchies.removeJobTree(cgroup)
+    }
+}
+
+extension String {
+    var trimmingSlashes: String { trimmingCharacters(in: CharacterSet(charactersIn: "/")) }
+}

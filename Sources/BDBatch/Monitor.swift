@@ -1,0 +1,108 @@
+import BDConfig
+import BDCore
+import BDStore
+import Foundation
+import GRDB
+import Logging
+
+/// The one supervisor of every live job on the node. Each tick it reads all live jobs' cgroups,
+/// writes every sample of the tick in one transaction, then enforces quotas. It keeps nothing
+/// in memory between ticks: after a restart (even kill -9) it simply carries on from SQLite.
+public struct JobMonitor: Sendable {
+    public let pool: DatabasePool
+    public let controller: any WNController
+    public let interval: Duration
+    public let logger: Logger
+    /// Stops a job's containers when it is killed (the Docker side lives in another module).
+    public let stopContainers: @Sendable (Int64) async -> Void
+
+    public init(pool: DatabasePool, controller: any WNController, interval: Duration, logger: Logger,
+                stopContainers: @escaping @Sendable (Int64) async -> Void) {
+        self.pool = pool
+        self.controller = controller
+        self.interval = interval
+        self.logger = logger
+        self.stopContainers = stopContainers
+    }
+
+    /// Ticks until the task is cancelled.
+    public func run() async {
+        while !Task.isCancelled {
+            do {
+                try await tick()
+            } catch {
+                logger.error("monitor tick failed: \(error)")
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// What one tick did, for tests and logs.
+    public struct TickReport: Sendable, Equatable {
+        public var sampled: Int = 0
+        public var vanished: [String] = []
+        public var killed: [String] = []
+    }
+
+    @discardableResult
+    public func tick(now: Double = Date().timeIntervalSince1970) async throws -> TickReport {
+        let jobs = try await pool.read { db in
+            try JobRecord.filter(Column("state") == JobRecord.State.configured.rawValue
+                                 && Column("monitor_state") == JobRecord.MonitorState.live.rawValue).fetchAll(db)
+        }
+        var report = TickReport()
+        var sampled: [(JobRecord, CgroupReading)] = []
+        var gone: [JobRecord] = []
+        for job in jobs {
+            if let reading = controller.sample(job) { sampled.append((job, reading)) } else { gone.append(job) }
+        }
+        let readings = sampled, vanished = gone
+        try await pool.write { db in
+            for (job, r) in readings {
+                try SampleRecord(jobID: job.id!, takenAt: now, cpuNanosTree: r.cpuNanosTree, cpuNanosCommon: r.cpuNanosCommon,
+                                 memBytesTree: r.memBytesTree, memBytesCommon: r.memBytesCommon,
+                                 maxMemBytesTree: r.maxMemBytesTree).insert(db)
+            }
+            for job in vanished {
+                try db.execute(sql: "UPDATE jobs SET monitor_state = 'vanished' WHERE id = ?", arguments: [job.id!])
+            }
+        }
+        report.sampled = readings.count
+        report.vanished = vanished.map(\.jobKey)
+        for job in vanished { logger.warning("job \(job.jobKey): its cgroup \(job.cgroup ?? "-") vanished; no longer monitored") }
+        for (job, reading) in readings {
+            if let reason = Self.quotaExceeded(job, reading) {
+                try await kill(job, reason: reason)
+                report.killed.append(job.jobKey)
+            }
+        }
+        return report
+    }
+
+    /// Why the job is over its quota, or nil.
+    static func quotaExceeded(_ job: JobRecord, _ r: CgroupReading) -> String? {
+        if let limit = job.maxCPUSeconds {
+            let used = Double(r.cpuNanosTree) / 1e9
+            if used >= limit { return String(format: "h_cpu exceeded: %.1f s used, limit %.1f s", used, limit) }
+        }
+        if let limit = job.maxMemBytes {
+            let used = max(r.maxMemBytesTree, r.memBytesTree)
+            if used >= limit { return "memory limit exceeded: \(used) bytes used, limit \(limit) bytes" }
+        }
+        return nil
+    }
+
+    /// Records why, stops the containers, and signals the job's processes.
+    func kill(_ job: JobRecord, reason: String) async throws {
+        let signal = JobLimits.signal(job.terminateMethod)
+        try await pool.write { db in
+            // SGE's failed 37: a limit was enforced; exit status 128 + signal.
+            try db.execute(sql: """
+                UPDATE jobs SET monitor_state = 'killed', failed = 37, exit_status = ?, kill_reason = ? WHERE id = ?
+                """, arguments: [128 + Int(signal), reason, job.id!])
+        }
+        logger.notice("job \(job.jobKey): \(reason); sending signal \(signal) to the job and stopping its containers")
+        await stopContainers(job.id!)
+        controller.signalJob(job, signal)
+    }
+}

@@ -1,0 +1,92 @@
+import BDConfig
+import BDCore
+import BDStore
+import Foundation
+import Logging
+
+/// Grid Engine on the working node. The prolog's environment has `SGE_JOB_SPOOL_DIR`, whose
+/// `config` file (key=value lines) describes the job and whose `pid` file holds the shepherd's
+/// pid: alive from prolog to epilog, and the parent of everything the job starts.
+public struct SGEWNController: CgroupsWNController {
+    public static let names = ["SGEWNController", "SGEController"]
+
+    public let settings: Settings
+    public let hierarchies: CgroupHierarchies?
+    public let logger: Logger
+
+    public init(settings: Settings, logger: Logger) throws(BDockerError) {
+        self.settings = settings
+        self.logger = logger
+        hierarchies = settings.batch.enableCgroups ? try CgroupHierarchies(root: settings.batch.cgroupsDir) : nil
+    }
+
+    public func jobDetails(_ job: JobRecord) throws(BDockerError) -> JobDetails {
+        var details = JobDetails()
+        guard let spool = job.spoolDir else {
+            // Without a spool directory (bdocker configure run by hand) there is nothing to read.
+            return details
+        }
+        let config = try SGESpool.readConfig(spool + "/config")
+        details.queue = config["queue"]
+        details.host = config["host"]
+        details.jobName = config["job_name"]
+        details.account = config["account"]
+        details.submissionTime = config["submission_time"].flatMap(Double.init)
+        details.maxCPUSeconds = try config["h_cpu"].flatMap { v throws(BDockerError) in try JobLimits.seconds(v) }
+        let data = try config["h_data"].flatMap { v throws(BDockerError) in try JobLimits.bytes(v) }
+        let vmem = try config["h_vmem"].flatMap { v throws(BDockerError) in try JobLimits.bytes(v) }
+        details.maxMemBytes = [data, vmem].compactMap { $0 }.min()
+        details.terminateMethod = config["terminate_method"]
+        if let owner = config["job_owner"], owner != job.user {
+            throw .forbidden("the spool says job \(job.batchJobID) belongs to \(owner), not \(job.user)")
+        }
+        if let configured = config["job_id"], configured != job.batchJobID {
+            throw .invalidInput("the spool \(spool) is job \(configured)'s, not job \(job.batchJobID)'s")
+        }
+        if hierarchies != nil {
+            details.parentPID = try SGESpool.readPID(spool + "/pid")
+        }
+        return details
+    }
+}
+
+/// Reading SGE's job spool files.
+enum SGESpool {
+    static func readConfig(_ path: String) throws(BDockerError) -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw .invalidInput("cannot read the SGE job config \(path) (is SGE_JOB_SPOOL_DIR right?)")
+        }
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<eq])] = String(line[line.index(after: eq)...])
+        }
+        return values
+    }
+
+    static func readPID(_ path: String) throws(BDockerError) -> Int {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let pid = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else {
+            throw .invalidInput("cannot read the shepherd's pid from \(path)")
+        }
+        guard kill(pid_t(pid), 0) == 0 || errno == EPERM else {
+            throw .invalidInput("the job's shepherd (pid \(pid) from \(path)) is not running")
+        }
+        return pid
+    }
+}
+
+/// Working-node controllers by `[batch] controller` name. A new batch system: one line here.
+public enum BatchRegistry {
+    static let working: [any WNController.Type] = [SGEWNController.self]
+
+    public static var names: [String] { working.flatMap { $0.names } }
+
+    public static func make(settings: Settings, logger: Logger) throws -> any WNController {
+        guard let type = working.first(where: { $0.names.contains(settings.batch.controller) }) else {
+            throw settings.error("batch", "controller", "'\(settings.batch.controller)' is not a working-node controller; known: "
+                                 + names.joined(separator: ", "))
+        }
+        return try type.init(settings: settings, logger: logger)
+    }
+}

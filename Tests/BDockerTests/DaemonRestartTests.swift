@@ -1,0 +1,71 @@
+import BDBatch
+import BDClient
+import BDCore
+import BDStore
+import Foundation
+import GRDB
+import Testing
+
+/// bdockerd as a real process: killed with SIGKILL while a job runs, started again.
+@Suite("Daemon restart")
+struct DaemonRestartTests {
+    /// Starts `bdockerd --config` on a free port and waits until it answers.
+    func startDaemon(_ configPath: String, port: Int) async throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repo.binDir + "/bdockerd")
+        process.arguments = ["--config", configPath]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let client = DaemonClient(endpoint: "127.0.0.1:\(port)")
+        for _ in 0..<100 {
+            if (try? await client.call(.GET, "/status", as: StatusResult.self)) != nil { return process }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        process.terminate()
+        throw BDockerError.unavailable("bdockerd did not start on port \(port)")
+    }
+
+    @Test func killedDaemonResumesSamplingAndCleanMakesOneRecord() async throws {
+        try #require(geteuid() == 0, "real cgroups need root")
+        let user = try testUser()
+        let port = Int.random(in: 20_000...60_000)
+        let config = try TestConfig(replacing: ["port = 5000": "port = \(port)"])
+        let job = try BatchIntegrationTests.FakeSGEJob(user: user, selfBurnSeconds: 600)
+        let client = DaemonClient(endpoint: "127.0.0.1:\(port)")
+
+        var daemon = try await startDaemon(config.configPath, port: port)
+        let token: String = try await client.call(.POST, "/configuration", body: ConfigureRequest(
+            adminToken: config.adminToken,
+            userCredentials: UserCredentials(user: user.name, uid: user.uid, gid: user.gid, home: user.home,
+                                             job: JobInfo(id: job.id, spool: job.spool.path))))
+        job.go()
+        try await Task.sleep(for: .milliseconds(2500))  // a couple of one-second ticks
+        kill(daemon.processIdentifier, SIGKILL)
+        daemon.waitUntilExit()
+
+        let db = try BDockerDatabase.open(path: config.settings.server.database, role: "working", migrationsDir: nil)
+        func samples() async throws -> Int {
+            try await db.pool.read { try SampleRecord.fetchCount($0) }
+        }
+        let before = try await samples()
+        #expect(before >= 2)
+
+        daemon = try await startDaemon(config.configPath, port: port)
+        defer { daemon.terminate(); daemon.waitUntilExit() }
+        try await Task.sleep(for: .milliseconds(2500))
+        #expect(try await samples() >= before + 2, "sampling did not resume after the restart")
+
+        let message: String = try await client.call(.DELETE, "/clean", body: CleanRequest(adminToken: config.adminToken, token: token))
+        #expect(message.contains("cleaned"))
+        let records = try await db.pool.read { try OutboxRecord.fetchAll($0) }
+        #expect(records.count == 1)
+        let record = try JSONDecoder().decode(SGEAccountingRecord.self, from: Data(try #require(records.first).record.utf8))
+        // The shell burned in COMMON the whole time; with only_docker_accounting that is not the containers'.
+        #expect(record.cpu < 0.5)
+        #expect("\(record.jobNumber)" == job.id)
+        // A second clean of the same token cannot make a second record.
+        let (again, _) = try await client.raw(.DELETE, "/clean", body: CleanRequest(adminToken: config.adminToken, token: token))
+        #expect(again == 401)
+        #expect(try await db.pool.read { try OutboxRecord.fetchCount($0) } == 1)
+    }
+}
