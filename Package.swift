@@ -62,7 +62,7 @@ let package = Package(
         ]),
         // HTTP routes of both daemon roles; the one place errors become status codes.
         .target(name: "BDAPI", dependencies: [
-            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker",
+            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDClient",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
@@ -91,6 +91,11 @@ let package = Package(
             "BDBatch", "BDConfig", "BDStore",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Accounting benchmark: `swift build -c release && .build/release/bench-accounting`.
+        .executableTarget(name: "bench-accounting", dependencies: [
+            "BDBatch", "BDClient", "BDCore", "BDStore",
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "BDockerTests", dependencies: [
             "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAPI", "BDClient",

@@ -42,8 +42,12 @@ public struct Daemon: Sendable {
     public func workingNode() throws -> WorkingNode {
         let docker = try DockerEngine(baseURL: settings.docker.baseURL, timeoutSeconds: settings.server.timeout, logger: logger)
         let controller = try BatchRegistry.make(settings: settings, logger: logger)
+        let outbox = OutboxSender(pool: database.pool, endpoint: settings.batch.accountingEndpoint,
+                                  adminToken: try AdminTokenFile.read(path: settings.credentials.adminTokenFile,
+                                                                      requireRootOwner: geteuid() == 0),
+                                  timeoutSeconds: settings.server.timeout, logger: logger)
         return WorkingNode(database: database, tokens: try tokenController(), docker: docker,
-                           batch: (controller, settings.batch), logger: logger)
+                           batch: (controller, settings.batch), outbox: outbox, logger: logger)
     }
 
     /// The routes and background services of the configured role.
@@ -51,8 +55,14 @@ public struct Daemon: Sendable {
         switch settings.role {
         case .working:
             let node = try workingNode()
-            let monitor = node.monitor(interval: .seconds(settings.batch.monitoringTime))
-            return (Routes.working(node), monitor.map { [MonitorService(monitor: $0)] } ?? [])
+            var services: [any Service] = []
+            if let monitor = node.monitor(interval: .seconds(settings.batch.monitoringTime)) {
+                services.append(BackgroundService { await monitor.run() })
+            }
+            if let outbox = node.outbox {
+                services.append(BackgroundService { await outbox.run() })
+            }
+            return (Routes.working(node), services)
         case .accounting:
             return (Routes.accounting(try accountingServer()), [])
         }
@@ -77,13 +87,14 @@ public struct Daemon: Sendable {
     }
 }
 
-/// Runs the job monitor for as long as the daemon runs; stops it on shutdown.
-struct MonitorService: Service {
-    let monitor: JobMonitor
+/// A loop that runs for as long as the daemon runs (the monitor, the outbox sender) and is
+/// cancelled on shutdown.
+struct BackgroundService: Service {
+    let body: @Sendable () async -> Void
 
     func run() async {
         await cancelWhenGracefulShutdown {
-            await monitor.run()
+            await body()
         }
     }
 }

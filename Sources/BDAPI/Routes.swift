@@ -23,6 +23,24 @@ public enum Routes {
             // Without cgroups nothing was measured, as the original reported.
             return JSONReply.make("job \(job.jobKey) cleaned" + (accounted ? "" : "; accounting unavailable (cgroups disabled)"))
         }
+        router.put("notify_accounting") { request, _ -> Response in
+            var request = request
+            let body = try await request.decodeJSON(NotifyRequest.self)
+            try node.tokens.verifyAdmin(body.adminToken)
+            guard let outbox = node.outbox else { throw BDockerError.unavailable("this node has no accounting outbox") }
+            // Deliver what is pending now rather than at its next retry time.
+            do {
+                try await node.database.pool.write { db in
+                    try db.execute(sql: "UPDATE outbox SET next_try_at = 0 WHERE state = 'pending'")
+                }
+                try await outbox.deliverDue()
+                return JSONReply.make(try await outbox.summary())
+            } catch let error as BDockerError {
+                throw error
+            } catch {
+                throw BDockerError.internalFault("delivering accounting records failed: \(error)")
+            }
+        }
         containerRoutes(router, node)
         return router
     }

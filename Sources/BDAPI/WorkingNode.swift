@@ -18,16 +18,20 @@ public struct WorkingNode: Sendable {
     /// The batch system's controller and the `[batch]` settings; nil only in tests of the
     /// token flow alone.
     public let batch: (controller: any WNController, settings: Settings.Batch)?
+    /// Delivers accounting records; nil only in tests of the token flow alone.
+    public let outbox: OutboxSender?
     /// Looks users up; replaceable so unit tests can describe users that do not exist here.
     let passwd: @Sendable (String) -> PasswdEntry?
 
     public init(database: BDockerDatabase, tokens: any TokenController, docker: DockerEngine?,
-                batch: (controller: any WNController, settings: Settings.Batch)? = nil, logger: Logger,
+                batch: (controller: any WNController, settings: Settings.Batch)? = nil, outbox: OutboxSender? = nil,
+                logger: Logger,
                 passwd: @escaping @Sendable (String) -> PasswdEntry? = { PasswdEntry.lookup(name: $0) }) {
         self.database = database
         self.tokens = tokens
         self.docker = docker
         self.batch = batch
+        self.outbox = outbox
         self.logger = logger
         self.passwd = passwd
     }
@@ -86,6 +90,7 @@ public struct WorkingNode: Sendable {
         job.cleanedAt = end
         let cleaned = job
         do {
+            defer { outbox?.kick() }
             return try await database.pool.write { db in
                 if let last { try Self.sampleRecord(jobID, last, at: end).insert(db) }
                 var accounted = false

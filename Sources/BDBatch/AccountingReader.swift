@@ -127,14 +127,14 @@ public struct AccountingReader: Sendable {
     public func summary(by grouping: SummaryGrouping, _ filter: AccountingFilter) throws(BDockerError) -> [UsageSummary] {
         let (clause, arguments) = filter.sql
         let sql = """
-            SELECT \(grouping.column) AS grp, COUNT(*) AS jobs, SUM(ru_wallclock) AS wallclock, SUM(ru_utime) AS utime,
+            SELECT \(grouping.column) AS grouped_by, COUNT(*) AS jobs, SUM(ru_wallclock) AS wallclock, SUM(ru_utime) AS utime,
                    SUM(ru_stime) AS stime, SUM(cpu) AS cpu, SUM(mem) AS mem, SUM(io) AS io, SUM(iow) AS iow
-            FROM records \(clause) GROUP BY grp ORDER BY grp
+            FROM records \(clause) GROUP BY grouped_by ORDER BY grouped_by
             """
         do {
             return try queue.read { db in
                 try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                    UsageSummary(group: row["grp"], jobs: row["jobs"], wallclock: row["wallclock"], utime: row["utime"],
+                    UsageSummary(group: row["grouped_by"], jobs: row["jobs"], wallclock: row["wallclock"], utime: row["utime"],
                                  stime: row["stime"], cpu: row["cpu"], mem: row["mem"], io: row["io"], iow: row["iow"])
                 }
             }

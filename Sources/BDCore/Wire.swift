@@ -85,6 +85,17 @@ public struct CleanRequest: Codable, Sendable {
     }
 }
 
+/// `PUT /notify_accounting`: deliver pending accounting records now.
+public struct NotifyRequest: Codable, Sendable {
+    public var adminToken: String
+
+    public init(adminToken: String) { self.adminToken = adminToken }
+
+    enum CodingKeys: String, CodingKey {
+        case adminToken = "admin_token"
+    }
+}
+
 /// `GET /status`: what runs and which schema it has.
 public struct StatusResult: Codable, Sendable {
     public var role: String

@@ -51,12 +51,13 @@ struct BatchIntegrationTests {
         let image: String
     }
 
-    func makeNode(onlyDocker: Bool = true) throws -> Node {
+    func makeNode(onlyDocker: Bool = true, cgroups: Bool = true) throws -> Node {
         try #require(geteuid() == 0, "real cgroups need root")
         let env = TestEnvironment.load()
         let config = try TestConfig(replacing: [
             "base_url = unix:///var/run/docker.sock": "base_url = \(env["BDOCKER_TEST_DOCKER_URL"] ?? "unix:///run/bdocker-test/docker.sock")",
             "only_docker_accounting = true": "only_docker_accounting = \(onlyDocker)",
+            "enable_cgroups = true": "enable_cgroups = \(cgroups)",
         ])
         let daemon = try Daemon(settings: config.settings, logger: Logger(label: "test"))
         return Node(config: config, daemon: daemon, node: try daemon.workingNode(),
@@ -102,6 +103,19 @@ struct BatchIntegrationTests {
             #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/\(hierarchy)\(n.config.parentCgroup)/\(job.id)"))
         }
         #expect(job.shepherd.isRunning)
+    }
+
+    @Test func withoutCgroupsConfigureWorksAndAccountingIsUnavailable() async throws {
+        let n = try makeNode(cgroups: false)
+        let user = try testUser()
+        let job = try FakeSGEJob(user: user, limits: ["h_cpu": "0:1:00"])
+        let token = try await configure(n, job, user)
+        let row = try await n.node.database.pool.read { try JobRecord.filter(Column("batch_job_id") == job.id).fetchOne($0) }
+        #expect(row?.cgroup == nil && row?.monitorState == .unmonitored && row?.maxCPUSeconds == 60)
+        #expect(!FileManager.default.fileExists(atPath: cgroupDir(n, "cpuacct", job)))
+        let (_, accounted) = try await n.node.clean(CleanRequest(adminToken: n.config.adminToken, token: token))
+        #expect(!accounted)
+        #expect(try await n.node.database.pool.read { try OutboxRecord.fetchCount($0) } == 0)
     }
 
     @Test func containerCPUIsAccountedAndTheJobsOwnExcluded() async throws {

@@ -25,6 +25,22 @@ struct DaemonRestartTests {
         throw BDockerError.unavailable("bdockerd did not start on port \(port)")
     }
 
+    @Test func sigtermStopsCleanlyAndLogsGoToTheLogFileToo() async throws {
+        let port = Int.random(in: 20_000...60_000)
+        let config = try TestConfig(replacing: ["port = 5000": "port = \(port)",
+                                                "# logging_file = /var/log/bdocker/bdockerd.log": "logging_file = LOGFILE"])
+        let logFile = config.dir.file("bdockerd.log")
+        let text = try String(contentsOfFile: config.configPath, encoding: .utf8).replacingOccurrences(of: "LOGFILE", with: logFile)
+        try text.write(toFile: config.configPath, atomically: true, encoding: .utf8)
+        let daemon = try await startDaemon(config.configPath, port: port)
+        daemon.terminate()  // SIGTERM
+        daemon.waitUntilExit()
+        #expect(daemon.terminationReason == .exit && daemon.terminationStatus == 0)
+        let log = try String(contentsOfFile: logFile, encoding: .utf8)
+        #expect(log.contains("listening on 127.0.0.1:\(port)"))
+        #expect(log.contains("stopped"))
+    }
+
     @Test func killedDaemonResumesSamplingAndCleanMakesOneRecord() async throws {
         try #require(geteuid() == 0, "real cgroups need root")
         let user = try testUser()

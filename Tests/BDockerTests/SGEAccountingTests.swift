@@ -219,7 +219,7 @@ enum Qacct {
 
     /// "1.500GB" → bytes (qacct scales memory by 1024).
     static func bytes(_ text: String) -> Double? {
-        let units: [(String, Double)] = [("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)]
+        let units: [(String, Double)] = [("TB", 0x1p40), ("GB", 0x1p30), ("MB", 0x1p20), ("KB", 0x1p10), ("B", 1)]
         for (suffix, factor) in units where text.hasSuffix(suffix) {
             return Double(text.dropLast(suffix.count)).map { $0 * factor }
         }

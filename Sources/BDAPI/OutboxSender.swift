@@ -1,0 +1,112 @@
+import BDBatch
+import BDClient
+import BDCore
+import BDStore
+import Foundation
+import GRDB
+import Logging
+
+/// Delivers the outbox's accounting records to `[batch] accounting_endpoint`. A record is
+/// marked delivered only after the accounting daemon acknowledged it; while that daemon is
+/// down or answers 5xx the record waits with exponential backoff (1 s doubling to 5 min),
+/// across restarts since the state is in SQLite. A 4xx answer means the record itself was
+/// refused: it is marked rejected, logged, and kept for inspection rather than retried forever.
+public struct OutboxSender: Sendable {
+    let pool: DatabasePool
+    let client: DaemonClient?
+    let adminToken: String
+    let logger: Logger
+    /// Wakes the loop early (clean just queued a record, or notify_accounting was called).
+    let wake: AsyncStream<Void>.Continuation
+    let wakes: AsyncStream<Void>
+
+    public init(pool: DatabasePool, endpoint: String?, adminToken: String, timeoutSeconds: Int, logger: Logger) {
+        self.pool = pool
+        self.client = endpoint.map { DaemonClient(endpoint: $0, timeoutSeconds: timeoutSeconds) }
+        self.adminToken = adminToken
+        self.logger = logger
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public func kick() { wake.yield() }
+
+    /// Delivers until cancelled: whatever is due, then sleeps until the next record is due or
+    /// somebody kicks.
+    public func run() async {
+        guard client != nil else {
+            logger.warning("[batch] accounting_endpoint is not set: accounting records stay in the outbox")
+            return
+        }
+        while !Task.isCancelled {
+            let wait = (try? await deliverDue()) ?? 5
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await Task.sleep(for: .seconds(wait)) }
+                group.addTask { var it = wakes.makeAsyncIterator(); _ = await it.next() }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    public struct Summary: Codable, Sendable, Equatable {
+        public var delivered: Int
+        public var pending: Int
+        public var rejected: Int
+    }
+
+    /// Tries every due record once; returns seconds until the next one is due (at most 30).
+    @discardableResult
+    public func deliverDue(now: Double = Date().timeIntervalSince1970) async throws -> Double {
+        guard let client else { return 30 }
+        let due = try await pool.read { db in
+            try OutboxRecord.filter(Column("state") == "pending" && Column("next_try_at") <= now)
+                .order(Column("id")).limit(500).fetchAll(db)
+        }
+        for record in due {
+            let outcome: Result<AccountingReceipt, BDockerError> = await Result(catching: { () async throws(BDockerError) -> AccountingReceipt in
+                try await client.call(.PUT, "/set_accounting", body: SetAccountingRequest(adminToken: adminToken, accounting: record.line))
+            })
+            try await pool.write { db in
+                var r = record
+                r.attempts += 1
+                switch outcome {
+                case .success:
+                    r.state = .delivered
+                    r.deliveredAt = Date().timeIntervalSince1970
+                    r.lastError = nil
+                case .failure(let error) where [400, 401, 403, 404, 409].contains(error.httpStatus):
+                    r.state = .rejected
+                    r.lastError = error.message
+                case .failure(let error):
+                    r.nextTryAt = Date().timeIntervalSince1970 + Self.backoff(attempts: r.attempts)
+                    r.lastError = error.message
+                }
+                try r.update(db)
+            }
+            switch outcome {
+            case .success(let receipt): logger.info("accounting record of job \(record.jobID) delivered (\(receipt.record))")
+            case .failure(let error) where [400, 401, 403, 404, 409].contains(error.httpStatus):
+                logger.error("accounting record \(record.id ?? 0) rejected by the accounting daemon, kept in the outbox: \(error.message)")
+            case .failure(let error):
+                logger.warning("accounting record \(record.id ?? 0) not delivered (attempt \(record.attempts + 1)), will retry: \(error.message)")
+            }
+        }
+        let next = try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(next_try_at) FROM outbox WHERE state = 'pending'")
+        }
+        return min(30, max(0.05, (next ?? now + 30) - Date().timeIntervalSince1970))
+    }
+
+    public func summary() async throws -> Summary {
+        try await pool.read { db in
+            func count(_ state: String) throws -> Int {
+                try OutboxRecord.filter(Column("state") == state).fetchCount(db)
+            }
+            return Summary(delivered: try count("delivered"), pending: try count("pending"), rejected: try count("rejected"))
+        }
+    }
+
+    static func backoff(attempts: Int) -> Double {
+        min(300, pow(2, Double(max(0, attempts - 1))))
+    }
+}

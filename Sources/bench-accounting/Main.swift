@@ -1,0 +1,191 @@
+import BDBatch
+import BDClient
+import BDCore
+import BDStore
+import Foundation
+import GRDB
+
+/// Accounting benchmark (prints numbers; not a test):
+///
+///     bench-accounting [--dir DIR] [--notifications N] [--export-records N]
+///
+/// 1. Starts the real `bdockerd` (beside this binary) as an accounting daemon in DIR, with the
+///    file appends and SQLite commits synced as in production, and sends N notifications
+///    (`PUT /set_accounting`) from 1 client and then from 16 concurrent clients.
+/// 2. Fills a store with N generated records and times `bdocker-acct export -o FILE` (and
+///    `qacct -f FILE -o` on the result, when gridengine-client is installed).
+///
+/// DIR (default: a new directory under /var/tmp, removed afterwards) should be on the disk the
+/// daemon would use: a tmpfs makes fsync free and the numbers meaningless.
+@main
+struct BenchAccounting {
+    static func main() async throws {
+        var options = [String: String]()
+        var args = CommandLine.arguments.dropFirst()[...]
+        while let flag = args.popFirst() {
+            guard ["--dir", "--notifications", "--export-records"].contains(flag), let value = args.popFirst() else {
+                print("usage: bench-accounting [--dir DIR] [--notifications N=4000] [--export-records N=1000000]")
+                exit(2)
+            }
+            options[flag] = value
+        }
+        let notifications = options["--notifications"].flatMap(Int.init) ?? 4000
+        let exportRecords = options["--export-records"].flatMap(Int.init) ?? 1_000_000
+        let ownDir = options["--dir"] == nil
+        let dir = options["--dir"] ?? makeTempDir()
+        defer { if ownDir { try? FileManager.default.removeItem(atPath: dir) } }
+        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+
+        print("accounting benchmark in \(dir) (\(filesystem(of: dir)))")
+        for clients in [1, 16] {
+            try await notify(clients: clients, count: notifications, dir: dir + "/notify-\(clients)", bin: bin)
+        }
+        try await export(records: exportRecords, dir: dir + "/export", bin: bin)
+    }
+
+    // MARK: - Notifications per second
+
+    static func notify(clients: Int, count: Int, dir: String, bin: String) async throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let token = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
+        FileManager.default.createFile(atPath: dir + "/admin_token", contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        let port = Int.random(in: 20_000...60_000)
+        try """
+            [resource]
+            role = accounting
+            [server]
+            host = 127.0.0.1
+            port = \(port)
+            logging = WARNING
+            database = \(dir)/accounting.sqlite
+            [batch]
+            controller = SGEAccountingController
+            bdocker_accounting = \(dir)/bdocker_accounting
+            [credentials]
+            admin_token_file = \(dir)/admin_token
+            """.write(toFile: dir + "/accounting.cfg", atomically: true, encoding: .utf8)
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: bin + "/bdockerd")
+        daemon.arguments = ["--config", dir + "/accounting.cfg"]
+        try daemon.run()
+        defer {
+            daemon.terminate()
+            daemon.waitUntilExit()
+        }
+        let client = DaemonClient(endpoint: "127.0.0.1:\(port)", timeoutSeconds: 60)
+        for _ in 0..<500 where (try? await client.raw(.GET, "/status").0) != 200 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let lines = (0..<count).map { record(job: $0).line() }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in
+            for worker in 0..<clients {
+                group.addTask {
+                    var mine: [Duration] = []
+                    for i in stride(from: worker, to: count, by: clients) {
+                        let sent = clock.now
+                        let _: AccountingReceipt = try await client.call(
+                            .PUT, "/set_accounting", body: SetAccountingRequest(adminToken: token, accounting: lines[i]))
+                        mine.append(clock.now - sent)
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: [Duration]()) { $0 += $1 }
+        }.sorted()
+        let seconds = (clock.now - start).seconds
+        let batches = try await DatabaseQueue(path: dir + "/accounting.sqlite").read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT appended_at) FROM records") ?? 0
+        }
+        print(String(format: "notify  %2d client%@: %6d in %6.2f s = %7.0f notifications/s; latency p50 %.1f ms, p99 %.1f ms; %d file syncs (%.1f records each)",
+                     clients, clients == 1 ? " " : "s", count, seconds, Double(count) / seconds,
+                     latencies[latencies.count / 2].seconds * 1000, latencies[latencies.count * 99 / 100].seconds * 1000,
+                     batches, Double(count) / Double(max(batches, 1))))
+    }
+
+    // MARK: - Export
+
+    static func export(records: Int, dir: String, bin: String) async throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let database = try BDockerDatabase.open(path: dir + "/accounting.sqlite", role: "accounting", migrationsDir: nil)
+        let clock = ContinuousClock()
+        let filled = try await clock.measure {
+            try await database.pool.write { db in
+                let insert = try db.makeStatement(sql: """
+                    INSERT INTO records (hostname, job_number, task_number, start_time, submission_time, end_time, qname,
+                        owner, grp, job_name, account, project, department, granted_pe, slots, failed, exit_status,
+                        ru_wallclock, ru_utime, ru_stime, ru_maxrss, cpu, mem, io, iow, maxvmem, line, received_at,
+                        appended_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                let now = Date().timeIntervalSince1970
+                for i in 0..<records {
+                    let r = record(job: i)
+                    try insert.execute(arguments: [
+                        r.hostname, r.jobNumber, r.taskNumber, r.startTime, r.submissionTime, r.endTime, r.qname, r.owner,
+                        r.group, r.jobName, r.account, r.project, r.department, r.grantedPE, r.slots, r.failed, r.exitStatus,
+                        r.ruWallclock, r.ruUtime, r.ruStime, r.ruMaxrss, r.cpu, r.mem, r.io, r.iow, r.maxvmem, r.line(), now, now,
+                    ])
+                }
+            }
+        }
+        print(String(format: "store   %d generated records in %.1f s", records, filled.seconds))
+
+        let file = dir + "/export.accounting"
+        let exported = try clock.measure {
+            try run(bin + "/bdocker-acct", ["export", "--database", dir + "/accounting.sqlite", "-o", file])
+        }
+        let size = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        print(String(format: "export  %d records (%.0f MB) with bdocker-acct export in %.2f s = %.0f records/s",
+                     records, Double(size) / 1e6, exported.seconds, Double(records) / exported.seconds))
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/qacct") {
+            let read = try clock.measure { try run("/usr/bin/qacct", ["-f", file, "-o"]) }
+            print(String(format: "qacct   -f export -o over %d records in %.2f s (for scale)", records, read.seconds))
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func record(job: Int) -> SGEAccountingRecord {
+        let start = 1_764_403_200 + job * 7
+        var r = SGEAccountingRecord(qname: "all.q", hostname: "node\(job % 64)", group: "users", owner: "user\(job % 97)",
+                                    jobName: "bench", jobNumber: 1_000_000 + job,
+                                    submissionTime: start - 5, startTime: start, endTime: start + 300 + job % 600)
+        r.ruUtime = Double(job % 1000) + 0.25
+        r.cpu = r.ruUtime + 1.5
+        r.mem = Double(job % 50) / 3
+        r.maxvmem = Double(1 + job % 8) * 268_435_456
+        return r
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw BDockerError.internalFault("\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus)")
+        }
+    }
+
+    static func makeTempDir() -> String {
+        var template = Array("/var/tmp/bdocker-bench-XXXXXX".utf8CString)
+        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }
+
+    static func filesystem(of path: String) -> String {
+        var info = statfs()
+        guard statfs(path, &info) == 0 else { return "unknown filesystem" }
+        return info.f_type == 0x0102_1994 ? "tmpfs: fsync is free, numbers are optimistic" : "filesystem type 0x\(String(info.f_type, radix: 16))"
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) / 1e18
+    }
+}

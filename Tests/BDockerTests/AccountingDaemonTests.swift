@@ -1,0 +1,331 @@
+import AsyncHTTPClient
+import BDAPI
+import BDBatch
+import BDClient
+import BDConfig
+import BDCore
+import BDStore
+import Foundation
+import GRDB
+import Logging
+import NIOCore
+import Testing
+
+/// The accounting daemon over real HTTP: validation, idempotence, and exactly-once delivery to
+/// the accounting file, in process and as the real bdockerd killed with SIGKILL.
+@Suite("Accounting daemon")
+struct AccountingDaemonTests {
+    let files = TempDir("bdocker-acctd")
+    let config: TestConfig
+    var accountingFile: String { files.file("bdocker_accounting") }
+
+    init() throws {
+        config = try TestConfig(role: .accounting, replacing: [
+            "bdocker_accounting = /var/lib/bdocker/bdocker_accounting": "bdocker_accounting = \(files.file("bdocker_accounting"))",
+        ])
+    }
+
+    func withDaemon(_ body: (RunningDaemon, BDockerDatabase) async throws -> Void) async throws {
+        let daemon = try Daemon(settings: config.settings, logger: Logger(label: "test"))
+        let server = try await RunningDaemon.start(router: try daemon.router())
+        do {
+            try await body(server, daemon.database)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
+    /// PUTs a raw body (so malformed JSON can be sent too); the status and the envelope's results.
+    func put(_ server: RunningDaemon, _ path: String, _ body: String) async throws -> (status: Int, results: String) {
+        var request = HTTPClientRequest(url: "http://\(server.endpoint)\(path)")
+        request.method = .PUT
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let data = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["status_code"] as? Int == Int(response.status.code))
+        let results = object["results"]
+        return (Int(response.status.code), (results as? String) ?? "\(results ?? "")")
+    }
+
+    static func json(_ text: String) -> String {
+        String(decoding: try! JSONEncoder().encode(text), as: UTF8.self)
+    }
+
+    func setAccounting(_ line: String) -> String {
+        "{\"admin_token\": \(Self.json(config.adminToken)), \"accounting\": \(Self.json(line))}"
+    }
+
+    func storedCount(_ database: BDockerDatabase) throws -> Int {
+        try database.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM records") ?? -1 }
+    }
+
+    func fileLines() throws -> [String] {
+        let text = try String(contentsOfFile: accountingFile, encoding: .utf8)
+        #expect(text.hasPrefix(SGEAccountingRecord.fileHeader))
+        return text.dropFirst(SGEAccountingRecord.fileHeader.count).split(separator: "\n", omittingEmptySubsequences: false)
+            .dropLast().map(String.init)
+    }
+
+    @Test func invalidRecordsAre400AndNothingIsStored() async throws {
+        let good = SampleAccounting.record(job: 31).line()
+        var withColon = SampleAccounting.record(job: 31)
+        withColon.owner = "ann:root"
+        var fields = good.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        fields[36] = "NaN"
+        let nan = fields.joined(separator: ":")
+        fields[36] = "1.0"
+        try await withDaemon { server, database in
+            let token = Self.json(config.adminToken)
+            let bodies = [
+                setAccounting("A\nB"),
+                setAccounting("None"),
+                setAccounting("{'x': 1}"),
+                setAccounting(good + "\n" + good),  // the original wrote two records
+                setAccounting(good + "\n"),
+                setAccounting(good + "\r"),
+                setAccounting(good + "\u{0}"),
+                setAccounting(fields.dropLast().joined(separator: ":")),  // 44 fields
+                setAccounting(withColon.line()),  // 46 fields
+                setAccounting(nan),
+                setAccounting(""),
+                "{\"admin_token\": \(token), \"accounting\": None}",
+                "{\"admin_token\": \(token), \"accounting\": {\"x\": 1}}",
+                "{\"admin_token\": \(token), \"accounting\": null}",
+                "{\"admin_token\": \(token)}",
+                "",
+                "[]",
+            ]
+            for body in bodies {
+                let (status, results) = try await put(server, "/set_accounting", body)
+                #expect(status == 400, "\(body.debugDescription) → \(status) \(results)")
+                #expect(!results.isEmpty)
+            }
+            // The structured form: a ':' in a text field, a negative or missing number, an unknown field.
+            let record = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(withColon)) as? [String: Any])
+            var variants: [[String: Any]] = [record]
+            var negative = record
+            negative["owner"] = "ann"
+            negative["cpu"] = -5
+            variants.append(negative)
+            var missing = negative
+            missing["cpu"] = nil
+            variants.append(missing)
+            var unknown = negative
+            unknown["cpu"] = 1
+            unknown["x"] = 1
+            variants.append(unknown)
+            for variant in variants {
+                let body = "{\"admin_token\": \(token), \"record\": "
+                    + String(decoding: try JSONSerialization.data(withJSONObject: variant), as: UTF8.self) + "}"
+                let (status, results) = try await put(server, "/accounting", body)
+                #expect(status == 400, "\(results)")
+            }
+            let (colonStatus, colonReason) = try await put(server, "/accounting", "{\"admin_token\": \(token), \"record\": "
+                + String(decoding: try JSONSerialization.data(withJSONObject: record), as: UTF8.self) + "}")
+            #expect(colonStatus == 400 && colonReason.contains("field 4 (owner)") && colonReason.contains("':'"))
+            #expect(try storedCount(database) == 0)
+            // The file was begun (at start) and holds only the header.
+            #expect(try fileLines().isEmpty)
+        }
+    }
+
+    @Test func theAdminTokenIsRequired() async throws {
+        try await withDaemon { server, database throws in
+            let line = Self.json(SampleAccounting.record(job: 32).line())
+            #expect(try await put(server, "/set_accounting", "{\"admin_token\": \"nope\", \"accounting\": \(line)}").status == 403)
+            #expect(try await put(server, "/set_accounting", "{\"admin_token\": \"\", \"accounting\": \(line)}").status == 401)
+            #expect(try storedCount(database) == 0)
+        }
+    }
+
+    @Test func theSameRecordTwiceIsStoredOnceAndAcknowledgedTwice() async throws {
+        try await withDaemon { server, database in
+            let client = DaemonClient(endpoint: server.endpoint)
+            let record = SampleAccounting.record(job: 33, task: 2)
+            let first: AccountingReceipt = try await client.call(.PUT, "/set_accounting",
+                                                                 body: SetAccountingRequest(adminToken: config.adminToken, accounting: record.line()))
+            #expect(first.new)
+            #expect(first.record.contains("33.2") && first.record.contains("node1"))
+            // The same record again, in the structured form: the same store.
+            let second: AccountingReceipt = try await client.call(.PUT, "/accounting",
+                                                                  body: AccountingRecordRequest(adminToken: config.adminToken, record: record))
+            #expect(!second.new)
+            #expect(try storedCount(database) == 1)
+            #expect(try fileLines() == [record.line()])
+
+            // A different record under the same key is a conflict and changes nothing.
+            let (status, reason) = try await put(server, "/set_accounting", setAccounting(SampleAccounting.record(job: 33, task: 2, variant: 1).line()))
+            #expect(status == 409 && reason.contains("write-once"))
+            #expect(try fileLines() == [record.line()])
+            // Another task, start time or host is another record.
+            for other in [SampleAccounting.record(job: 33, task: 3), SampleAccounting.record(job: 33, task: 2, start: 1_764_403_201),
+                          SampleAccounting.record(job: 33, task: 2, host: "node2")] {
+                let receipt: AccountingReceipt = try await client.call(.PUT, "/accounting",
+                                                                       body: AccountingRecordRequest(adminToken: config.adminToken, record: other))
+                #expect(receipt.new)
+            }
+            #expect(try fileLines().count == 4)
+        }
+    }
+
+    @Test func concurrentNotificationsOverHTTPAreEachInTheFileOnce() async throws {
+        try await withDaemon { server, database in
+            let client = DaemonClient(endpoint: server.endpoint)
+            let records = (1...200).map { SampleAccounting.record(job: 1000 + $0, owner: "user\($0 % 5)") }
+            let token = config.adminToken
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<16 {
+                    group.addTask {
+                        for r in records.indices where r % 16 == worker {
+                            let _: AccountingReceipt = try await client.call(.PUT, "/set_accounting",
+                                                                             body: SetAccountingRequest(adminToken: token, accounting: records[r].line()))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try storedCount(database) == 200)
+            let lines = try fileLines()
+            #expect(lines.count == 200)
+            #expect(Set(lines) == Set(records.map { $0.line() }))
+        }
+    }
+
+    /// The real daemon killed with SIGKILL, again and again, while 16 clients send 1,000
+    /// records and resend whatever was not acknowledged: afterwards every record is in the store
+    /// and in the file exactly once.
+    @Test(.timeLimit(.minutes(5))) func killedRepeatedlyDuringALoadEveryRecordEndsUpOnce() async throws {
+        let port = try Self.freePort()
+        let settingsText = try String(contentsOfFile: config.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "port = 5001", with: "port = \(port)")
+        let configPath = files.write("killed.cfg", settingsText)
+        let daemon = KillableDaemon(binary: Repo.binDir + "/bdockerd", config: configPath, log: files.file("daemon.log"), port: port)
+        try await daemon.start()
+
+        let records = (1...1000).map { SampleAccounting.record(job: 5000 + $0, host: "node\($0 % 8)", owner: "user\($0 % 7)") }
+        let client = DaemonClient(endpoint: "127.0.0.1:\(port)", timeoutSeconds: 30)
+        let token = config.adminToken
+        let acknowledged = Counter()
+        let clients = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<16 {
+                    group.addTask {
+                        for r in records.indices where r % 16 == worker {
+                            // Resend until acknowledged, as the working node's sender does.
+                            while true {
+                                do {
+                                    let _: AccountingReceipt = try await client.call(
+                                        .PUT, "/set_accounting", body: SetAccountingRequest(adminToken: token, accounting: records[r].line()))
+                                    acknowledged.add()
+                                    break
+                                } catch {
+                                    try await Task.sleep(for: .milliseconds(20))
+                                }
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        var kills = 0
+        for threshold in [150, 400, 650, 900] {
+            while acknowledged.value < threshold { try await Task.sleep(for: .milliseconds(2)) }
+            try await daemon.kill()
+            kills += 1
+            try await daemon.start()
+        }
+        try await clients.value
+        try await daemon.stop()
+        #expect(kills == 4)
+        #expect(acknowledged.value == 1000)
+
+        let lines = try fileLines()
+        #expect(lines.count == 1000, "every record once in the file")
+        #expect(Set(lines) == Set(records.map { $0.line() }))
+        let database = try BDockerDatabase.open(path: config.settings.server.database, role: "accounting", migrationsDir: nil)
+        #expect(try storedCount(database) == 1000)
+        let notInFile = try await database.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM not_in_file") }
+        #expect(notInFile == 0)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw BDockerError.internalFault("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// A count shared by tasks.
+final class Counter: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
+
+/// The real bdockerd as a child process that can be killed and started again.
+final class KillableDaemon: @unchecked Sendable {
+    // @unchecked: used from one test task at a time.
+    let binary: String
+    let config: String
+    let log: String
+    let port: Int
+    private var process: Process?
+
+    init(binary: String, config: String, log: String, port: Int) {
+        self.binary = binary
+        self.config = config
+        self.log = log
+        self.port = port
+    }
+
+    /// Starts it and waits until it answers `/status`.
+    func start() async throws {
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try output.seekToEnd()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--config", config]
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        self.process = process
+        let client = DaemonClient(endpoint: "127.0.0.1:\(port)", timeoutSeconds: 5)
+        for _ in 0..<500 {
+            if (try? await client.raw(.GET, "/status").0) == 200 { return }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw BDockerError.unavailable("bdockerd did not start; log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
+
+    func kill() async throws {
+        try await signal(SIGKILL)
+    }
+
+    func stop() async throws {
+        try await signal(SIGTERM)
+    }
+
+    private func signal(_ signal: Int32) async throws {
+        guard let process else { return }
+        Foundation.kill(process.processIdentifier, signal)
+        while process.isRunning { try await Task.sleep(for: .milliseconds(5)) }
+        self.process = nil
+    }
+}
