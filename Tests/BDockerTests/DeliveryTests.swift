@@ -1,0 +1,216 @@
+import BDAPI
+import BDBatch
+import BDClient
+import BDCore
+import BDStore
+import Foundation
+import GRDB
+import Logging
+import Testing
+
+/// The working node's records reaching the accounting daemon (a real bdockerd process) and
+/// Grid Engine's own `qacct` reading the file it writes.
+@Suite("Accounting delivery", .serialized)
+struct DeliveryTests {
+    /// An accounting daemon process on its own port, database and accounting file.
+    final class AccountingDaemon: @unchecked Sendable {
+        // @unchecked: `process` is only touched by the one test that owns this.
+        let config: TestConfig
+        let port = Int.random(in: 20_000...60_000)
+        var process: Process?
+        var accountingFile: String { config.dir.file("bdocker_accounting") }
+        var endpoint: String { "http://127.0.0.1:\(port)" }
+
+        init(adminTokenFrom working: TestConfig? = nil) throws {
+            config = try TestConfig(role: .accounting, replacing: ["port = 5001": "port = \(port)"])
+            let text = try String(contentsOfFile: config.configPath, encoding: .utf8)
+                .replacingOccurrences(of: "bdocker_accounting = /var/lib/bdocker/bdocker_accounting",
+                                      with: "bdocker_accounting = \(config.dir.file("bdocker_accounting"))")
+            try text.write(toFile: config.configPath, atomically: true, encoding: .utf8)
+            if let working {
+                // One admin token for the cluster: the same file on both sides.
+                try working.adminToken.write(toFile: config.dir.file("admin_token"), atomically: true, encoding: .utf8)
+                chmod(config.dir.file("admin_token"), 0o600)
+            }
+        }
+
+        func start() async throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Repo.binDir + "/bdockerd")
+            p.arguments = ["--config", config.configPath]
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            process = p
+            let client = DaemonClient(endpoint: endpoint)
+            for _ in 0..<100 {
+                if (try? await client.call(.GET, "/status", as: StatusResult.self)) != nil { return }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            throw BDockerError.unavailable("accounting daemon did not start on \(port)")
+        }
+
+        func stop(signal: Int32 = SIGTERM) {
+            guard let p = process else { return }
+            kill(p.processIdentifier, signal)
+            p.waitUntilExit()
+            process = nil
+        }
+
+        func lines() throws -> [String] {
+            try String(contentsOfFile: accountingFile, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
+        }
+
+        deinit { stop() }
+    }
+
+    func workingNode(accountingEndpoint: String) throws -> (TestConfig, WorkingNode, String) {
+        try #require(geteuid() == 0, "real cgroups need root")
+        let env = TestEnvironment.load()
+        let config = try TestConfig(replacing: [
+            "base_url = unix:///var/run/docker.sock": "base_url = \(env["BDOCKER_TEST_DOCKER_URL"] ?? "unix:///run/bdocker-test/docker.sock")",
+            "accounting_endpoint = http://127.0.0.1:5001": "accounting_endpoint = \(accountingEndpoint)",
+        ])
+        let node = try Daemon(settings: config.settings, logger: Logger(label: "test")).workingNode()
+        return (config, node, env["BDOCKER_TEST_IMAGE"] ?? "127.0.0.1:5055/busybox:latest")
+    }
+
+    /// Runs a configured job's container that burns 2 s of CPU, then cleans the job.
+    func runBurningJob(_ config: TestConfig, _ node: WorkingNode, image: String) async throws -> BatchIntegrationTests.FakeSGEJob {
+        let user = try testUser()
+        let job = try BatchIntegrationTests.FakeSGEJob(user: user)
+        let token = try await node.configure(ConfigureRequest(adminToken: config.adminToken, userCredentials: UserCredentials(
+            user: user.name, uid: user.uid, gid: user.gid, home: user.home, job: JobInfo(id: job.id, spool: job.spool.path)))).token
+        _ = try await node.pull(PullRequest(token: token, source: image)) { _ in }
+        let run = try await node.createContainer(RunRequest(token: token, imageID: image, script: ["sh", "-c", BatchIntegrationTests.burnTwoCPUSeconds],
+                                                            detach: true, workingDir: nil, volumes: []))
+        let docker = try #require(node.docker)
+        try await docker.start(run.id)
+        // A sample while it runs, as the monitor would take, so memory has an integral.
+        let monitor = try #require(node.monitor(interval: .seconds(1)))
+        try await Task.sleep(for: .milliseconds(500))
+        try await monitor.tick()
+        #expect(try await docker.wait(run.id) == 0)
+        _ = try await node.clean(CleanRequest(adminToken: config.adminToken, token: token))
+        return job
+    }
+
+    /// `qacct -f FILE -j JOB`'s value of one field as a number (K/M/G suffixes expanded).
+    static func qacct(_ file: String, job: String, field: String) async throws -> Double {
+        let r = try await runCommand("/usr/bin/qacct", ["-f", file, "-j", job], environment: ["PATH": "/usr/bin:/bin", "LANG": "C"])
+        #expect(r.status == 0, "qacct: \(r.stderr)")
+        guard let line = r.stdout.split(separator: "\n").first(where: { $0.hasPrefix(field + " ") }) else {
+            throw BDockerError.notFound("qacct printed no \(field): \(r.stdout)")
+        }
+        var value = String(line.dropFirst(field.count)).trimmingCharacters(in: .whitespaces)
+        var factor = 1.0
+        // mem comes as e.g. "1.458MBs" (GB·s scaled), maxvmem as "3.430MB", cpu as "2.010s".
+        let suffixes: [(String, Double)] = [("TBs", 1024), ("GBs", 1), ("MBs", 1.0 / 1024), ("KBs", 1.0 / 1_048_576), ("s", 1),
+                                            ("KB", 1024), ("MB", 1_048_576), ("GB", 1_073_741_824), ("K", 1024), ("M", 1_048_576), ("G", 1_073_741_824), ("B", 1)]
+        for (suffix, f) in suffixes where value.hasSuffix(suffix) {
+            value.removeLast(suffix.count)
+            factor = f
+            break
+        }
+        guard let number = Double(value) else { throw BDockerError.invalidInput("qacct's \(field) is '\(line)'") }
+        return number * factor
+    }
+
+    @Test func recordReachesTheAccountingFileAndQacctReadsIt() async throws {
+        let acct = try AccountingDaemon()
+        let (config, node, image) = try workingNode(accountingEndpoint: acct.endpoint)
+        // The same admin token on both daemons.
+        try config.adminToken.write(toFile: acct.config.dir.file("admin_token"), atomically: true, encoding: .utf8)
+        chmod(acct.config.dir.file("admin_token"), 0o600)
+        try await acct.start()
+        let job = try await runBurningJob(config, node, image: image)
+        let outbox = try #require(node.outbox)
+        try await outbox.deliverDue()
+        let summary = try await outbox.summary()
+        #expect(summary.delivered == 1 && summary.pending == 0 && summary.rejected == 0)
+        let lines = try acct.lines()
+        #expect(lines.count == 1)
+        #expect(lines.first?.split(separator: ":", omittingEmptySubsequences: false).count == 45)
+        let cpu = try await Self.qacct(acct.accountingFile, job: job.id, field: "cpu")
+        let mem = try await Self.qacct(acct.accountingFile, job: job.id, field: "mem")
+        let maxvmem = try await Self.qacct(acct.accountingFile, job: job.id, field: "maxvmem")
+        #expect(cpu >= 1.5, "qacct cpu \(cpu)")
+        #expect(mem > 0, "qacct mem \(mem)")
+        #expect(maxvmem > 0, "qacct maxvmem \(maxvmem)")
+        // Delivering again changes nothing.
+        try await node.database.pool.write { try $0.execute(sql: "UPDATE outbox SET state = 'pending', next_try_at = 0") }
+        try await outbox.deliverDue()
+        #expect(try acct.lines().count == 1)
+    }
+
+    @Test func recordWaitsWhileTheAccountingDaemonIsDownThenArrivesOnce() async throws {
+        let acct = try AccountingDaemon()
+        let (config, node, image) = try workingNode(accountingEndpoint: acct.endpoint)
+        try config.adminToken.write(toFile: acct.config.dir.file("admin_token"), atomically: true, encoding: .utf8)
+        chmod(acct.config.dir.file("admin_token"), 0o600)
+        _ = try await runBurningJob(config, node, image: image)
+        let outbox = try #require(node.outbox)
+        try await outbox.deliverDue()
+        var pending = try await node.database.pool.read { try OutboxRecord.fetchOne($0) }
+        #expect(pending?.state == .pending && pending?.attempts == 1)
+        #expect(pending?.lastError?.contains("cannot reach") == true)
+        #expect((pending?.nextTryAt ?? 0) > Date().timeIntervalSince1970)  // backing off
+        try await acct.start()
+        try await outbox.deliverDue(now: Date().timeIntervalSince1970 + 3600)
+        pending = try await node.database.pool.read { try OutboxRecord.fetchOne($0) }
+        #expect(pending?.state == .delivered)
+        #expect(try acct.lines().count == 1)
+    }
+
+    @Test func killedAccountingDaemonKeepsEveryAcknowledgedRecordExactlyOnce() async throws {
+        let acct = try AccountingDaemon()
+        let admin = acct.config.adminToken
+        try await acct.start()
+        let total = 1000, clients = 16
+        let client = DaemonClient(endpoint: acct.endpoint, timeoutSeconds: 10)
+        let killer = Task {
+            // SIGKILL every ~0.4 s while the clients send, then leave it running.
+            while !Task.isCancelled {
+                try await Task.sleep(for: .milliseconds(400))
+                acct.stop(signal: SIGKILL)
+                try await acct.start()
+            }
+        }
+        let acknowledged = try await withThrowingTaskGroup(of: [String].self) { group in
+            for c in 0..<clients {
+                group.addTask {
+                    var acked: [String] = []
+                    for i in stride(from: c, to: total, by: clients) {
+                        var record = SGEAccountingRecord(qname: "all.q", hostname: "node\(i % 7)", group: "users", owner: "user\(i % 5)",
+                                                         jobName: "job\(i)", jobNumber: 100_000 + i, submissionTime: 1_700_000_000,
+                                                         startTime: 1_700_000_010 + i, endTime: 1_700_000_100 + i)
+                        record.cpu = Double(i) / 10
+                        let line = record.line()
+                        // Retry until acknowledged, as the working node's sender does.
+                        for _ in 0..<400 {
+                            if (try? await client.call(.PUT, "/set_accounting", body: SetAccountingRequest(adminToken: admin, accounting: line),
+                                                       as: AccountingReceipt.self)) != nil {
+                                acked.append(line)
+                                break
+                            }
+                            try await Task.sleep(for: .milliseconds(50))
+                        }
+                    }
+                    return acked
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        killer.cancel()
+        _ = await killer.result
+        acct.stop()
+        try await acct.start()  // a restart repairs whatever the last kill interrupted
+        #expect(acknowledged.count == total)
+        let lines = try acct.lines()
+        var counts: [String: Int] = [:]
+        for line in lines { counts[line, default: 0] += 1 }
+        #expect(lines.count == total, "\(lines.count) lines for \(total) records")
+        #expect(acknowledged.allSatisfy { counts[$0] == 1 })
+        let db = try BDockerDatabase.open(path: acct.config.settings.server.database, role: "accounting", migrationsDir: nil)
+        #expect(try await db.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM records") } == total)
+    }
+}
