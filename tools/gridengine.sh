@@ -175,7 +175,7 @@ ensure_cluster() {
 # act_qmaster and host_aliases are read by qmaster at start only. Prints "changed" if either
 # file was (re)written, so a running qmaster of ours gets restarted.
 write_host_files() {
-    local changed= addr rname want
+    local changed='' addr rname want
     if [[ $(cat "$COMMON/act_qmaster" 2>/dev/null) != "$HOST" ]]; then
         echo "$HOST" >"$COMMON/act_qmaster"
         changed=1
@@ -225,6 +225,15 @@ start_qmaster() { # RESTART(0/1)
     fi
     pid=$(read_pid "$QMASTER_PIDFILE" || true)
     if ! { [[ -n $pid ]] && alive_as sge_qmaster "$pid"; }; then
+        # A new spool (no jobseqnum yet) numbers jobs from 1 again, and qacct -j N would also
+        # find the old cluster's job N: start a new accounting file, keeping the old one.
+        if [[ ! -e $QMASTER_SPOOL/jobseqnum && -s $COMMON/accounting ]] &&
+            grep -qv '^#' "$COMMON/accounting"; then
+            local old
+            old=$COMMON/accounting.$(date +%Y%m%dT%H%M%S)
+            mv "$COMMON/accounting" "$old"
+            log "new cluster spool: previous accounting file moved to $old"
+        fi
         mkdir -p "$LOG_DIR"
         log "starting sge_qmaster (messages: $QMASTER_SPOOL/messages)"
         echo "=== $(date -Is) gridengine.sh up: sge_qmaster" >>"$LOG_DIR/qmaster.out"
@@ -236,8 +245,10 @@ start_qmaster() { # RESTART(0/1)
             [[ -n $pid ]] && alive_as sge_qmaster "$pid" && break
             sleep 0.25
         done
-        [[ -n $pid ]] && alive_as sge_qmaster "$pid" ||
-            { log_tail "$QMASTER_SPOOL/messages"; die "sge_qmaster did not stay up"; }
+        if ! { [[ -n $pid ]] && alive_as sge_qmaster "$pid"; }; then
+            log_tail "$QMASTER_SPOOL/messages"
+            die "sge_qmaster did not stay up"
+        fi
         record_started qmaster "$pid"
     fi
     for ((i = 0; i < QMASTER_TIMEOUT * 4; i++)); do

@@ -2,8 +2,10 @@
 # tools/run-tests.sh — run every bdocker test on a Debian 12 machine, as root.
 #
 # Brings up the test environment (packages, a private dockerd, a local registry with a busybox
-# image, test users) with tools/test-env.sh, builds everything, runs the whole suite, and stops
-# only the services this run started. Extra arguments go to `swift test` (e.g. --filter Store).
+# image, test users) with tools/test-env.sh, builds everything, runs the whole Swift suite, then
+# the end-to-end run under a real Grid Engine (tools/e2e-gridengine.sh), and stops only the
+# services this run started. Extra arguments go to `swift test` (e.g. --filter Store) and skip
+# the end-to-end run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +26,7 @@ fi
 
 swift build --build-tests
 swift test --skip-build "$@"
+# bdocker under a real Grid Engine (prolog/epilog, qsub, qacct); skipped when a --filter was given.
+if [[ $# -eq 0 ]]; then
+    tools/e2e-gridengine.sh "$(swift build --show-bin-path)"
+fi

@@ -35,7 +35,7 @@ IMAGE_TAGS=(latest 1.35)
 IMAGE_RECIPE=2
 IMAGE_STAMP=$REGISTRY_DIR/busybox-image.recipe
 TEST_USERS=(bdtest1 bdtest2)
-PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl)
+PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl gridengine-client)
 
 ENV_FILE=$RUN_DIR/env
 STARTED_FILE=$RUN_DIR/started   # lines "<service> <pid>" for services this script started
@@ -119,6 +119,13 @@ ensure_packages() {
     fi
     log "installing missing packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # gridengine-client (qacct, to check exported accounting) asks debconf questions; unanswered,
+    # it writes an empty act_qmaster and every qacct, even `qacct -f FILE`, refuses to run.
+    debconf-set-selections <<EOF
+gridengine-common shared/gridengineconfig boolean true
+gridengine-common shared/gridenginecell string default
+gridengine-common shared/gridenginemaster string $(hostname)
+EOF
     # Without systemd, the postinst scripts would start a *system* dockerd/registry through their
     # init scripts. We don't want those, so forbid service starts during the install (unless the
     # machine already has its own policy-rc.d, which we leave alone).

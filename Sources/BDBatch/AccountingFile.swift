@@ -101,7 +101,7 @@ struct AccountingFile: Sendable {
     /// Brings file and store into agreement after a crash or a failed write (see the invariant
     /// above); at start and whenever `needsRepair` is set. Reads only the confirmed last line
     /// and what follows it.
-    mutating func repair() throws(BDockerError) {
+    private mutating func repair() throws(BDockerError) {
         try openCurrentFile()
         let size = try fileSize()
         let state = try store.fileState()

@@ -35,9 +35,9 @@ public struct AccountingStore: Sendable {
 
     /// Stores each record unless its key is already there, in one transaction (one commit for a
     /// whole batch). A different record under an existing key is refused: records are write-once.
-    func admit(_ records: [SGEAccountingRecord], now: Double = Date().timeIntervalSince1970) throws(BDockerError)
-        -> [Result<Admission, BDockerError>] {
-        try access("storing accounting records") {
+    func admit(_ records: [SGEAccountingRecord]) throws(BDockerError) -> [Result<Admission, BDockerError>] {
+        let now = Date().timeIntervalSince1970
+        return try access("storing accounting records") {
             try pool.write { db in
                 let find = try db.cachedStatement(sql: """
                     SELECT id, line, datetime(received_at, 'unixepoch') AS received FROM records
@@ -98,7 +98,8 @@ public struct AccountingStore: Sendable {
     }
 
     /// Records that a new file was begun (its header written and synced): nothing is in it yet.
-    func beginFile(path: String, headerBytes: Int64, now: Double = Date().timeIntervalSince1970) throws(BDockerError) {
+    func beginFile(path: String, headerBytes: Int64) throws(BDockerError) {
+        let now = Date().timeIntervalSince1970
         try access("recording the new accounting file") {
             try pool.write { db in
                 try db.execute(sql: """
@@ -112,8 +113,9 @@ public struct AccountingStore: Sendable {
 
     /// Marks lines as durably in the file (each starting at its offset) and moves the confirmed
     /// end past them, in one transaction.
-    func confirm(_ lines: [(id: Int64, offset: Int64)], end: Int64, now: Double = Date().timeIntervalSince1970) throws(BDockerError) {
+    func confirm(_ lines: [(id: Int64, offset: Int64)], end: Int64) throws(BDockerError) {
         guard let last = lines.last else { return }
+        let now = Date().timeIntervalSince1970
         try access("confirming appended accounting lines") {
             try pool.write { db in
                 let mark = try db.cachedStatement(sql: "UPDATE records SET appended_at = ?, file_offset = ? WHERE id = ?")

@@ -118,10 +118,11 @@ struct Export: AsyncParsableCommand {
             // Into a temporary file beside the target, renamed when complete: a failed export
             // never leaves a partial accounting file behind.
             let partial = output + ".partial-\(getpid())"
-            guard FileManager.default.createFile(atPath: partial, contents: nil, attributes: [.posixPermissions: 0o644]),
-                  let handle = FileHandle(forWritingAtPath: partial) else {
+            let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
                 throw BDockerError.invalidInput("cannot create \(partial): \(String(cString: strerror(errno)))")
             }
+            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
             let count: Int
             do {
                 count = try reader.exportSGE(filter, to: handle)

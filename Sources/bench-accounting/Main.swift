@@ -48,7 +48,7 @@ struct BenchAccounting {
     static func notify(clients: Int, count: Int, dir: String, bin: String) async throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let token = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
-        FileManager.default.createFile(atPath: dir + "/admin_token", contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: dir + "/admin_token", contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
         let port = Int.random(in: 20_000...60_000)
         try """
             [resource]
@@ -176,10 +176,18 @@ struct BenchAccounting {
         return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
     }
 
+    /// The filesystem type as `stat -f` names it ("ext2/ext3", "tmpfs", ...).
     static func filesystem(of path: String) -> String {
-        var info = statfs()
-        guard statfs(path, &info) == 0 else { return "unknown filesystem" }
-        return info.f_type == 0x0102_1994 ? "tmpfs: fsync is free, numbers are optimistic" : "filesystem type 0x\(String(info.f_type, radix: 16))"
+        let process = Process()
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/stat")
+        process.arguments = ["-f", "-c", "%T", path]
+        process.standardOutput = output
+        guard (try? process.run()) != nil else { return "unknown filesystem" }
+        let type = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        process.waitUntilExit()
+        return type == "tmpfs" ? "tmpfs: fsync is free, the numbers are optimistic" : "filesystem \(type)"
     }
 }
 
