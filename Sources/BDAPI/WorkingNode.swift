@@ -76,7 +76,7 @@ public struct WorkingNode: Sendable {
     /// twice. If anything before that fails the job stays configured, so the epilog can retry.
     public func clean(_ request: CleanRequest) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
         try tokens.verifyAdmin(request.adminToken)
-        let session = try await tokens.authenticate(request.token)
+        let session = try await cleanTarget(request)
         let removed = try await removeAllContainers(jobID: session.jobID)
         if removed > 0 { logger.info("job \(session.jobKey): removed \(removed) container(s)") }
         let jobID = session.jobID
@@ -103,7 +103,8 @@ public struct WorkingNode: Sendable {
                     accounted = true
                 }
                 try cleaned.update(db)
-                try tokens.revoke(request.token, db: db)
+                // Every token of the job goes, whichever way the job was named.
+                try tokens.revokeAll(forJob: jobID, db: db)
                 return (cleaned, accounted)
             }
         } catch let error as BDockerError {
@@ -111,6 +112,18 @@ public struct WorkingNode: Sendable {
         } catch {
             throw .internalFault("clean of job \(session.jobKey) failed: \(error)")
         }
+    }
+
+    /// The job a clean is about: its token's, or the live job named (admin recovery).
+    func cleanTarget(_ request: CleanRequest) async throws(BDockerError) -> UserSession {
+        if let token = request.token { return try await tokens.authenticate(token) }
+        guard let job = request.job else { throw .invalidInput("clean needs the job's token or the job (id, task_id)") }
+        let key = JobRecord.key(jobID: job.id, taskID: job.taskID == "undefined" ? nil : job.taskID)
+        let row = try? await database.pool.read { db in
+            try JobRecord.filter(Column("job_key") == key && Column("state") == "configured").fetchOne(db)
+        }
+        guard let row, let id = row.id else { throw .notFound("job \(key) is not configured on this node") }
+        return UserSession(jobID: id, jobKey: row.jobKey, user: row.user, uid: row.uid, gid: row.gid, home: row.home)
     }
 
     static func sampleRecord(_ jobID: Int64, _ r: CgroupReading, at time: Double = Date().timeIntervalSince1970) -> SampleRecord {

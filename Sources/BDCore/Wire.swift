@@ -69,19 +69,27 @@ public struct ConfigureRequest: Codable, Sendable {
     }
 }
 
-/// `DELETE /clean`.
+/// `DELETE /clean`: the job's token, or (admin recovery when the token file is lost) the job.
 public struct CleanRequest: Codable, Sendable {
     public var adminToken: String
-    public var token: String
+    public var token: String?
+    public var job: JobInfo?
 
     public init(adminToken: String, token: String) {
         self.adminToken = adminToken
         self.token = token
+        self.job = nil
+    }
+
+    public init(adminToken: String, job: JobInfo) {
+        self.adminToken = adminToken
+        self.token = nil
+        self.job = job
     }
 
     enum CodingKeys: String, CodingKey {
         case adminToken = "admin_token"
-        case token
+        case token, job
     }
 }
 

@@ -61,9 +61,9 @@ public struct SQLiteTokenController: TokenController {
         return session
     }
 
-    public func revoke(_ presented: String, db: Database) throws {
-        try db.execute(sql: "UPDATE tokens SET revoked_at = ? WHERE hash = ? AND revoked_at IS NULL",
-                       arguments: [Date().timeIntervalSince1970, TokenSecret.hash(presented)])
+    public func revokeAll(forJob jobID: Int64, db: Database) throws {
+        try db.execute(sql: "UPDATE tokens SET revoked_at = ? WHERE job_id = ? AND revoked_at IS NULL",
+                       arguments: [Date().timeIntervalSince1970, jobID])
     }
 }
 

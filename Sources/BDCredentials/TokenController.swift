@@ -10,6 +10,15 @@ public struct UserSession: Sendable, Equatable {
     public var uid: Int
     public var gid: Int
     public var home: String
+
+    public init(jobID: Int64, jobKey: String, user: String, uid: Int, gid: Int, home: String) {
+        self.jobID = jobID
+        self.jobKey = jobKey
+        self.user = user
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+    }
 }
 
 /// The credentials seam of the seed's design. A driver decides how tokens are made, checked and
@@ -31,8 +40,8 @@ public protocol TokenController: Sendable {
     /// The session of a live user token; `unauthorized` for a missing, unknown or revoked one.
     func authenticate(_ presented: String?) async throws(BDockerError) -> UserSession
 
-    /// Revokes the user token inside the caller's write transaction.
-    func revoke(_ presented: String, db: Database) throws
+    /// Revokes every token of the job inside the caller's write transaction (clean).
+    func revokeAll(forJob jobID: Int64, db: Database) throws
 }
 
 extension TokenController {

@@ -45,7 +45,7 @@ struct Configure: AsyncParsableCommand {
             let request = ConfigureRequest(
                 adminToken: adminToken,
                 userCredentials: UserCredentials(user: entry.name, uid: entry.uid, gid: entry.gid, home: entry.home,
-                                                 job: JobInfo(id: job, taskID: task, spool: spool ?? env["SGE_JOB_SPOOL_DIR"])))
+                                                 job: JobInfo(id: job, taskID: task, spool: (spool ?? env["SGE_JOB_SPOOL_DIR"]).flatMap { $0.isEmpty ? nil : $0 })))
             let token: String = try await client.call(.POST, "/configuration", body: request)
             let path = TokenFile.path(home: entry.home, clientFile: settings.credentials.tokenClientFile, jobID: job, taskID: task)
             do {
@@ -82,10 +82,24 @@ struct Clean: AsyncParsableCommand {
     @Option(name: .long, help: "Array task id (default: $SGE_TASK_ID unless 'undefined').")
     var taskId: String?
 
+    @Flag(name: .long, help: "Clean the job named by --job-id/--task-id without its token (when the token file was lost).")
+    var byJob = false
+
     func run() async throws {
         do {
             let env = ProcessInfo.processInfo.environment
             guard geteuid() == 0 else { throw BDockerError.forbidden("clean must run as root (in the epilog)") }
+            if byJob {
+                let settings = try connection.settings()
+                guard let job = jobId ?? env["JOB_ID"], !job.isEmpty else {
+                    throw BDockerError.invalidInput("no job id: set JOB_ID or pass --job-id")
+                }
+                let request = CleanRequest(adminToken: try AdminTokenFile.read(path: settings.credentials.adminTokenFile),
+                                           job: JobInfo(id: job, taskID: TokenFile.taskID(fromEnvironment: taskId ?? env["SGE_TASK_ID"])))
+                let message: String = try await connection.client(settings: settings).call(.DELETE, "/clean", body: request)
+                print(message)
+                return
+            }
             let settings = try connection.settings()
             let adminToken = try AdminTokenFile.read(path: settings.credentials.adminTokenFile)
             var tokenPath: String?

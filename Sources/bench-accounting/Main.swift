@@ -35,12 +35,21 @@ struct BenchAccounting {
         let dir = options["--dir"] ?? makeTempDir()
         defer { if ownDir { try? FileManager.default.removeItem(atPath: dir) } }
         let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        for tool in ["bdockerd", "bdocker-acct"] where !FileManager.default.isExecutableFile(atPath: bin + "/" + tool) {
+            print("bench-accounting: \(bin)/\(tool) is missing; build it in the same configuration (swift build -c release)")
+            exit(1)
+        }
 
         print("accounting benchmark in \(dir) (\(filesystem(of: dir)))")
-        for clients in [1, 16] {
-            try await notify(clients: clients, count: notifications, dir: dir + "/notify-\(clients)", bin: bin)
+        do {
+            for clients in [1, 16] {
+                try await notify(clients: clients, count: notifications, dir: dir + "/notify-\(clients)", bin: bin)
+            }
+            try await export(records: exportRecords, dir: dir + "/export", bin: bin)
+        } catch {
+            print("bench-accounting: \((error as? BDockerError)?.message ?? "\(error)")")
+            exit(1)
         }
-        try await export(records: exportRecords, dir: dir + "/export", bin: bin)
     }
 
     // MARK: - Notifications per second

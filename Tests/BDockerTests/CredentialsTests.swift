@@ -121,7 +121,7 @@ struct TokenTests {
         let session = try await tokens.authenticate(token)
         #expect(session.jobID == jobID)
         #expect(session.user == "ann" && session.uid == 1000 && session.home == "/home/ann")
-        try await db.pool.write { try tokens.revoke(token, db: $0) }
+        try await db.pool.write { try tokens.revokeAll(forJob: jobID, db: $0) }
         await #expect(throws: BDockerError.self) { try await tokens.authenticate(token) }
     }
 

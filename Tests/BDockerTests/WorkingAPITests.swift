@@ -90,6 +90,22 @@ struct WorkingAPITests {
         #expect(try await status(CleanRequest(adminToken: config.adminToken, token: "nope"), .DELETE, "/clean").0 == 401)
     }
 
+    @Test func adminCanCleanAJobWhoseTokenWasLost() async throws {
+        let (node, server) = try await startNode()
+        defer { Task { await server.stop() } }
+        let client = DaemonClient(endpoint: server.endpoint)
+        let token: String = try await client.call(.POST, "/configuration",
+            body: ConfigureRequest(adminToken: config.adminToken, userCredentials: credentials(job: "500", task: "2")))
+        let missing = try await client.raw(.DELETE, "/clean", body: CleanRequest(adminToken: config.adminToken, job: JobInfo(id: "500")))
+        #expect(missing.0 == 404)
+        let byUser = try await client.raw(.DELETE, "/clean", body: CleanRequest(adminToken: token, job: JobInfo(id: "500", taskID: "2")))
+        #expect(byUser.0 == 403)
+        let message: String = try await client.call(.DELETE, "/clean",
+                                                    body: CleanRequest(adminToken: config.adminToken, job: JobInfo(id: "500", taskID: "2")))
+        #expect(message.contains("500.2"))
+        await #expect(throws: BDockerError.self) { try await node.tokens.authenticate(token) }
+    }
+
     @Test func arrayTasksAreDistinctJobs() async throws {
         let (node, server) = try await startNode()
         defer { Task { await server.stop() } }
