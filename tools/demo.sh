@@ -1,61 +1,100 @@
 #!/usr/bin/env bash
-# tools/demo.sh — run bdocker end to end on this machine (Debian 12, root).
+# tools/demo.sh — bdocker end to end on this machine (Debian 12, root), the way a site runs it.
 #
-# Installs what it needs (Docker engine, local registry with a busybox image, test users) via
-# tools/test-env.sh, builds and installs bdocker, starts both daemons with demo configs under
-# /run/bdocker-demo, and plays one job's life: the prolog's configure, the job's commands as a
-# real non-root user, the epilog's clean. Stops what it started at the end.
+# Installs and starts what it needs: a Docker engine and a local registry with a busybox image
+# (tools/test-env.sh), Grid Engine with bdocker's prolog and epilog on its queue
+# (tools/gridengine.sh), bdocker itself (tools/install.sh) and both daemons. Then a test user
+# submits a real job that pulls an image, runs a container that burns CPU and writes into HOME
+# through -v, lists it and copies a file out. Last, it prints the job's line from the bdocker
+# accounting file and what `qacct -f` reads from it. Stops the daemons it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
 [[ $(id -u) -eq 0 ]] || { echo "demo: run as root" >&2; exit 1; }
 export PATH="/opt/swift/usr/bin:/usr/local/bin:$PATH:/usr/sbin:/sbin"
-
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "test environment (Docker engine, registry, users)"
+say "Docker engine, registry with a busybox image, test users"
 tools/test-env.sh up
 # shellcheck disable=SC1091
 . /run/bdocker-test/env
+user=${BDOCKER_TEST_USERS%% *}
+home=$(getent passwd "$user" | cut -d: -f6)
 
 say "build and install bdocker"
 swift build
 tools/install.sh --bin-dir "$(swift build --show-bin-path)"
 
+# Demo configs and state under /run/bdocker-demo: the site's /etc files are left alone.
 demo=/run/bdocker-demo
-mkdir -p "$demo"
+mkdir -p "$demo"; chmod 755 "$demo"
+sed -e "s#^database = .*#database = $demo/working.sqlite#" -e "s#^base_url = .*#base_url = $BDOCKER_TEST_DOCKER_URL#" \
+    -e "s#^monitoring_time = .*#monitoring_time = 2#" etc/configure_bdocker.cfg >"$demo/working.cfg"
+sed -e "s#^database = .*#database = $demo/accounting.sqlite#" \
+    -e "s#^bdocker_accounting = .*#bdocker_accounting = $demo/bdocker_accounting#" \
+    etc/configure_bdocker_accounting.cfg >"$demo/accounting.cfg"
+chmod 644 "$demo"/*.cfg
+site=/etc/default/bdocker
+saved=
+if [[ -e $site ]]; then saved=$demo/default.saved; cp -p "$site" "$saved"; fi
+printf 'BDOCKER_BIN=/usr/local/bin/bdocker\nBDOCKER_CONF_FILE=%s\n' "$demo/working.cfg" >"$site"
+
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ -n $saved ]]; then cp -p "$saved" "$site"; else rm -f "$site"; fi
 }
 trap cleanup EXIT
 
-sed -e "s#^database = .*#database = $demo/working.sqlite#" \
-    -e "s#^base_url = .*#base_url = $BDOCKER_TEST_DOCKER_URL#" \
-    -e "s#^enable_cgroups = .*#enable_cgroups = false#" \
-    etc/configure_bdocker.cfg > "$demo/working.cfg"
-sed -e "s#^database = .*#database = $demo/accounting.sqlite#" \
-    -e "s#^bdocker_accounting = .*#bdocker_accounting = $demo/bdocker_accounting#" \
-    etc/configure_bdocker_accounting.cfg > "$demo/accounting.cfg"
-
-say "start the daemons"
+say "start both bdocker daemons"
 bdockerd --config "$demo/accounting.cfg" --check-config
 bdockerd --config "$demo/working.cfg" --check-config
 bdockerd --config "$demo/accounting.cfg" 2>>"$demo/accounting.log" & pids+=($!)
 bdockerd --config "$demo/working.cfg" 2>>"$demo/working.log" & pids+=($!)
-for port in 5000 5001; do
-    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/status" >/dev/null && break; sleep 0.2; done
+for port in 5001 5000; do
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/status" >/dev/null && break; sleep 0.1; done
     curl -sf "http://127.0.0.1:$port/status"; echo
 done
 
-user=${BDOCKER_TEST_USERS%% *}
-job=$((RANDOM + 1000))
-export BDOCKER_CONF_FILE=$demo/working.cfg
-say "prolog: bdocker configure (job $job, user $user)"
-token_file=$(JOB_ID=$job USER=$user bdocker configure)
-ls -l "$token_file"
+say "Grid Engine with bdocker's prolog and epilog"
+BDOCKER_PROLOG=/usr/local/libexec/bdocker/prolog.sh BDOCKER_EPILOG=/usr/local/libexec/bdocker/epilog.sh tools/gridengine.sh up
+# shellcheck disable=SC1091
+. /run/bdocker-sge/env
 
-say "epilog: bdocker clean"
-JOB_ID=$job USER=$user bdocker clean
-test ! -e "$token_file" && echo "token file removed"
+job_script=$demo/job.sh
+cat >"$job_script" <<JOB
+#!/bin/sh
+# The scientist's job. The prolog made \$HOME/.bdocker_token_\$JOB_ID; bdocker finds it.
+set -e
+mkdir -p "\$HOME/demo-\$JOB_ID"
+echo "--- bdocker pull"; bdocker pull $BDOCKER_TEST_IMAGE
+echo "--- bdocker run -d (a container to look at)"; id=\$(bdocker run -d $BDOCKER_TEST_IMAGE sleep 120); echo "\$id"
+echo "--- bdocker run (burns 3 s of CPU, writes into HOME through -v)"
+bdocker run -v "\$HOME/demo-\$JOB_ID:/out" -w /out $BDOCKER_TEST_IMAGE sh -c \
+  'while :; do read -r l < /proc/\$\$/stat; set -- \$l; [ \$(( \${14} + \${15} )) -ge 300 ] && break; done; id > result.txt; echo burned 3 CPU seconds'
+ls -l "\$HOME/demo-\$JOB_ID"
+echo "--- bdocker ps -a"; bdocker ps -a
+echo "--- bdocker cp"; bdocker cp "\$id:/etc/passwd" "\$HOME/demo-\$JOB_ID/passwd.copy"; ls -l "\$HOME/demo-\$JOB_ID/passwd.copy"
+JOB
+chmod 755 "$job_script"
+
+say "qsub as $user"
+: >"$demo/job.out"; : >"$demo/job.err"; chown "$user" "$demo/job.out" "$demo/job.err"
+job=$(su -s /bin/sh "$user" -c "cd ~ && SGE_ROOT=$SGE_ROOT SGE_CELL=$SGE_CELL qsub -terse -N bdocker-demo -o $demo/job.out -e $demo/job.err -v BDOCKER_CONF_FILE=$demo/working.cfg $job_script")
+echo "submitted job $job"
+for _ in $(seq 240); do qstat -u '*' | awk 'NR>2 {print $1}' | grep -qx "$job" || break; sleep 0.5; done
+say "the job's output"
+cat "$demo/job.out" "$demo/job.err" 2>/dev/null || true
+
+say "the job's line in the bdocker accounting file ($demo/bdocker_accounting)"
+for _ in $(seq 40); do grep -q "^[^#]*:$job:" "$demo/bdocker_accounting" 2>/dev/null && break; sleep 0.5; done
+grep -v '^#' "$demo/bdocker_accounting" | awk -F: -v j="$job" '$6 == j'
+
+say "qacct -f $demo/bdocker_accounting -j $job"
+qacct -f "$demo/bdocker_accounting" -j "$job"
+
+say "what the queue's own accounting saw of the same job (the containers are not in it)"
+qacct -j "$job" | grep -E '^(cpu|maxvmem|ru_wallclock)' || true
+rm -rf "${home:?}/demo-$job"
 say "done"
