@@ -45,25 +45,16 @@ QMASTER_PIDFILE=$QMASTER_SPOOL/qmaster.pid
 
 log() { echo "gridengine: $*" >&2; }
 die() { echo "gridengine: ERROR: $*" >&2; exit 1; }
+USAGE_LINES=15
+process_name() { echo "sge_$1"; }
+# shellcheck source=tools/lib/services.sh
+. "$(dirname "$0")/lib/services.sh"
 
 # The daemons' environment is inherited by every prolog, job and epilog: keep it minimal.
 clean_env() {
     env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin SGE_ROOT="$SGE_ROOT" \
         SGE_CELL="$SGE_CELL" LANG=C.UTF-8 HOME=/root "$@"
 }
-
-# ---------------------------------------------------------------------------------------------
-# process helpers: a pid counts only if alive (not a zombie) with the expected name, so a stale
-# pidfile whose pid was reused is never signalled.
-alive_as() { # NAME PID
-    local name=$1 pid=$2 state
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]] || return 1
-    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [[ $state != Z && $state != X ]]
-}
-
-read_pid() { [[ -r $1 ]] && tr -dc '0-9' <"$1"; }
 
 # execd spools under the name it resolves for itself BEFORE host_aliases apply (here
 # "localhost", not $HOST), so find its pidfile by looking for the live one.
@@ -76,44 +67,6 @@ execd_pid() {
     return 1
 }
 execd_messages() { ls -t "$EXECD_SPOOL"/*/messages 2>/dev/null | head -n 1 || true; }
-
-started_pid() { # DAEMON — pid an earlier `up` recorded, if that process still lives
-    local pid
-    [[ -r $STARTED_FILE ]] || return 1
-    pid=$(awk -v s="$1" '$1 == s {print $2}' "$STARTED_FILE")
-    [[ -n $pid ]] && alive_as "sge_$1" "$pid" && echo "$pid"
-}
-
-record_started() { # DAEMON PID
-    local tmp
-    tmp=$(mktemp "$RUN_DIR/started.XXXXXX")
-    { [[ -f $STARTED_FILE ]] && grep -v "^$1 " "$STARTED_FILE" || true; echo "$1 $2"; } >"$tmp"
-    chmod 0644 "$tmp"
-    mv -f "$tmp" "$STARTED_FILE"
-}
-
-forget_started() { # DAEMON
-    [[ -f $STARTED_FILE ]] || return 0
-    local tmp
-    tmp=$(mktemp "$RUN_DIR/started.XXXXXX")
-    grep -v "^$1 " "$STARTED_FILE" >"$tmp" || true
-    mv -f "$tmp" "$STARTED_FILE"
-}
-
-stop_pid() { # NAME PID — SIGTERM, wait, SIGKILL
-    local name=$1 pid=$2 i
-    alive_as "$name" "$pid" || { log "$name (pid $pid) is not running any more"; return 0; }
-    log "stopping $name (pid $pid) with SIGTERM"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_TIMEOUT * 4; i++)); do
-        alive_as "$name" "$pid" || { log "$name stopped"; return 0; }
-        sleep 0.25
-    done
-    log "$name (pid $pid) still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 20; i++)); do alive_as "$name" "$pid" || return 0; sleep 0.25; done
-    die "$name (pid $pid) survived SIGKILL"
-}
 
 # Run qconf/qmod quietly (they report success on stderr); show their output only on failure.
 q() {
@@ -498,20 +451,4 @@ cmd_status() {
     ((ok)) && return 0 || return 3
 }
 
-usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
-}
-
-main() {
-    [[ $# -eq 1 ]] || usage
-    case $1 in up | down | status) ;; *) usage ;; esac
-    [[ $(id -u) -eq 0 ]] || die "must run as root"
-    mkdir -p "$RUN_DIR"
-    # One invocation at a time (fd 9 is closed for the daemons we spawn).
-    exec 9>"$RUN_DIR/lock"
-    flock -w 300 9 || die "another gridengine.sh is running (lock $RUN_DIR/lock)"
-    "cmd_$1"
-}
-
-main "$@"
+services_main "$@"

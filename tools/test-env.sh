@@ -46,6 +46,10 @@ STOP_TIMEOUT=20
 
 log() { echo "test-env: $*" >&2; }
 die() { echo "test-env: ERROR: $*" >&2; exit 1; }
+USAGE_LINES=12
+process_name() { [[ $1 == registry ]] && echo docker-registry || echo "$1"; }
+# shellcheck source=tools/lib/services.sh
+. "$(dirname "$0")/lib/services.sh"
 
 # Prefer the client shipped with docker.io (same version as the engine); fall back to PATH.
 docker_cli() {
@@ -54,58 +58,8 @@ docker_cli() {
     "$bin" -H "$DOCKER_URL" "$@"
 }
 
-# ---------------------------------------------------------------------------------------------
-# process helpers: a pid counts as ours only if it is alive (not a zombie) and has the right name,
-# so a stale pidfile whose pid got reused by something else is never signalled.
-alive_as() { # NAME PID
-    local name=$1 pid=$2 state
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ -r /proc/$pid/comm && $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]] || return 1
-    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [[ $state != Z && $state != X ]]
-}
-
 # Log lines since our last "=== ... test-env.sh up" marker (i.e. this start attempt only).
 log_tail() { tac "$1" 2>/dev/null | sed '/^=== /q' | tac | tail -n 40 >&2 || true; }
-
-read_pid() { [[ -r $1 ]] && tr -dc '0-9' <"$1"; }
-
-record_started() { # SERVICE PID — keep other services' lines, replace this one's
-    local tmp
-    tmp=$(mktemp "$RUN_DIR/started.XXXXXX")
-    { [[ -f $STARTED_FILE ]] && grep -v "^$1 " "$STARTED_FILE" || true; echo "$1 $2"; } >"$tmp"
-    chmod 0644 "$tmp"
-    mv -f "$tmp" "$STARTED_FILE"
-}
-
-started_pid() { # SERVICE — pid recorded by an earlier `up`, if that process still lives
-    local name=$1 pid
-    [[ -r $STARTED_FILE ]] || return 1
-    pid=$(awk -v s="$1" '$1 == s {print $2}' "$STARTED_FILE")
-    [[ $name == registry ]] && name=docker-registry
-    [[ -n $pid ]] && alive_as "$name" "$pid" && echo "$pid"
-}
-
-stop_pid() { # NAME PID — SIGTERM, wait, SIGKILL
-    local name=$1 pid=$2 i
-    if ! alive_as "$name" "$pid"; then
-        log "$name (pid $pid) is not running any more"
-        return 0
-    fi
-    log "stopping $name (pid $pid) with SIGTERM"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_TIMEOUT * 2; i++)); do
-        alive_as "$name" "$pid" || { log "$name stopped"; return 0; }
-        sleep 0.5
-    done
-    log "$name (pid $pid) still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 20; i++)); do
-        alive_as "$name" "$pid" || return 0
-        sleep 0.25
-    done
-    die "$name (pid $pid) survived SIGKILL"
-}
 
 # ---------------------------------------------------------------------------------------------
 ensure_packages() {
@@ -424,20 +378,4 @@ cmd_status() {
     ((ok)) && return 0 || return 3
 }
 
-usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
-}
-
-main() {
-    [[ $# -eq 1 ]] || usage
-    case $1 in up | down | status) ;; *) usage ;; esac
-    [[ $(id -u) -eq 0 ]] || die "must run as root"
-    mkdir -p "$RUN_DIR"
-    # One invocation at a time (fd 9 is closed for the daemons we spawn).
-    exec 9>"$RUN_DIR/lock"
-    flock -w 300 9 || die "another test-env.sh is running (lock $RUN_DIR/lock)"
-    "cmd_$1"
-}
-
-main "$@"
+services_main "$@"

@@ -13,14 +13,7 @@ struct Configure: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(name: .shortAndLong, help: "The job's user (default: $USER).")
-    var user: String?
-
-    @Option(name: .long, help: "Job id (default: $JOB_ID).")
-    var jobId: String?
-
-    @Option(name: .long, help: "Array task id (default: $SGE_TASK_ID unless 'undefined').")
-    var taskId: String?
+    @OptionGroup var job: JobOptions
 
     @Option(name: .long, help: "Job spool directory (default: $SGE_JOB_SPOOL_DIR).")
     var spool: String?
@@ -30,24 +23,16 @@ struct Configure: AsyncParsableCommand {
             let env = ProcessInfo.processInfo.environment
             guard geteuid() == 0 else { throw BDockerError.forbidden("configure must run as root (in the prolog)") }
             let settings = try connection.settings()
-            guard let userName = user ?? env["USER"], !userName.isEmpty else {
-                throw BDockerError.invalidInput("no user: set USER or pass -u/--user")
-            }
-            guard let entry = PasswdEntry.lookup(name: userName) else {
-                throw BDockerError.invalidInput("user '\(userName)' is not in the passwd database")
-            }
-            guard let job = jobId ?? env["JOB_ID"], !job.isEmpty else {
-                throw BDockerError.invalidInput("no job id: set JOB_ID or pass --job-id")
-            }
-            let task = TokenFile.taskID(fromEnvironment: taskId ?? env["SGE_TASK_ID"])
+            let entry = try job.passwdEntry()
+            let (jobID, task) = try job.ids()
             let adminToken = try AdminTokenFile.read(path: settings.credentials.adminTokenFile)
             let client = try connection.client(settings: settings)
             let request = ConfigureRequest(
                 adminToken: adminToken,
                 userCredentials: UserCredentials(user: entry.name, uid: entry.uid, gid: entry.gid, home: entry.home,
-                                                 job: JobInfo(id: job, taskID: task, spool: (spool ?? env["SGE_JOB_SPOOL_DIR"]).flatMap { $0.isEmpty ? nil : $0 })))
+                                                 job: JobInfo(id: jobID, taskID: task, spool: (spool ?? env["SGE_JOB_SPOOL_DIR"]).flatMap { $0.isEmpty ? nil : $0 })))
             let token: String = try await client.call(.POST, "/configuration", body: request)
-            let path = TokenFile.path(home: entry.home, clientFile: settings.credentials.tokenClientFile, jobID: job, taskID: task)
+            let path = TokenFile.path(home: entry.home, clientFile: settings.credentials.tokenClientFile, jobID: jobID, taskID: task)
             do {
                 try TokenFile.create(path: path, token: token, uid: entry.uid, gid: entry.gid)
             } catch {
@@ -73,29 +58,19 @@ struct Clean: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "The job's token (default: read from the job's token file).")
     var token: String?
 
-    @Option(name: .shortAndLong, help: "The job's user (default: $USER).")
-    var user: String?
-
-    @Option(name: .long, help: "Job id (default: $JOB_ID).")
-    var jobId: String?
-
-    @Option(name: .long, help: "Array task id (default: $SGE_TASK_ID unless 'undefined').")
-    var taskId: String?
+    @OptionGroup var job: JobOptions
 
     @Flag(name: .long, help: "Clean the job named by --job-id/--task-id without its token (when the token file was lost).")
     var byJob = false
 
     func run() async throws {
         do {
-            let env = ProcessInfo.processInfo.environment
             guard geteuid() == 0 else { throw BDockerError.forbidden("clean must run as root (in the epilog)") }
             if byJob {
                 let settings = try connection.settings()
-                guard let job = jobId ?? env["JOB_ID"], !job.isEmpty else {
-                    throw BDockerError.invalidInput("no job id: set JOB_ID or pass --job-id")
-                }
+                let (jobID, task) = try job.ids()
                 let request = CleanRequest(adminToken: try AdminTokenFile.read(path: settings.credentials.adminTokenFile),
-                                           job: JobInfo(id: job, taskID: TokenFile.taskID(fromEnvironment: taskId ?? env["SGE_TASK_ID"])))
+                                           job: JobInfo(id: jobID, taskID: task))
                 let message: String = try await connection.client(settings: settings).call(.DELETE, "/clean", body: request)
                 print(message)
                 return
@@ -105,14 +80,9 @@ struct Clean: AsyncParsableCommand {
             var tokenPath: String?
             var secret = token
             if secret == nil {
-                guard let userName = user ?? env["USER"], let entry = PasswdEntry.lookup(name: userName) else {
-                    throw BDockerError.invalidInput("no token: pass -t/--token, or set USER (or -u) to find the job's token file")
-                }
-                guard let job = jobId ?? env["JOB_ID"], !job.isEmpty else {
-                    throw BDockerError.invalidInput("no job id: set JOB_ID or pass --job-id")
-                }
-                let task = TokenFile.taskID(fromEnvironment: taskId ?? env["SGE_TASK_ID"])
-                let path = TokenFile.path(home: entry.home, clientFile: settings.credentials.tokenClientFile, jobID: job, taskID: task)
+                let entry = try job.passwdEntry()
+                let (jobID, task) = try job.ids()
+                let path = TokenFile.path(home: entry.home, clientFile: settings.credentials.tokenClientFile, jobID: jobID, taskID: task)
                 secret = try TokenFile.read(path: path, expectedOwner: entry.uid)
                 tokenPath = path
             }
@@ -127,5 +97,36 @@ struct Clean: AsyncParsableCommand {
         } catch {
             exitWithError(error)
         }
+    }
+}
+
+/// The job a prolog or epilog call is about: from the batch system's environment unless given.
+struct JobOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The job's user (default: $USER).")
+    var user: String?
+
+    @Option(name: .long, help: "Job id (default: $JOB_ID).")
+    var jobId: String?
+
+    @Option(name: .long, help: "Array task id (default: $SGE_TASK_ID unless 'undefined').")
+    var taskId: String?
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    func passwdEntry() throws(BDockerError) -> PasswdEntry {
+        guard let name = user ?? environment["USER"], !name.isEmpty else {
+            throw .invalidInput("no user: set USER or pass -u/--user")
+        }
+        guard let entry = PasswdEntry.lookup(name: name) else {
+            throw .invalidInput("user '\(name)' is not in the passwd database")
+        }
+        return entry
+    }
+
+    func ids() throws(BDockerError) -> (job: String, task: String?) {
+        guard let job = jobId ?? environment["JOB_ID"], !job.isEmpty else {
+            throw .invalidInput("no job id: set JOB_ID or pass --job-id")
+        }
+        return (job, TokenFile.taskID(fromEnvironment: taskId ?? environment["SGE_TASK_ID"]))
     }
 }
