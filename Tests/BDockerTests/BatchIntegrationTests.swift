@@ -152,15 +152,23 @@ struct BatchIntegrationTests {
         let docker = try #require(n.node.docker)
         try await docker.start(run.id)
         let monitor = try #require(n.node.monitor(interval: .seconds(1)))
-        var killed = false
-        let started = Date()
-        // Ticks of one second: the loop passes 2 s of CPU in ~2 s, then the next tick kills.
-        for _ in 0..<6 where !killed {
+        // One-second ticks until the kill (a loaded machine gives the loop less than a core,
+        // so the count of ticks is judged against the CPU the samples saw, not the clock).
+        var ticks = 0, killed = false
+        while !killed && ticks < 30 {
             try await Task.sleep(for: .seconds(1))
+            ticks += 1
             killed = try await monitor.tick().killed.contains(job.id)
         }
         #expect(killed)
-        #expect(Date().timeIntervalSince(started) < 5.5)
+        let cpu = try await n.node.database.pool.read { db in
+            try Int64.fetchAll(db, sql: """
+                SELECT s.cpu_ns_tree FROM samples s JOIN jobs j ON j.id = s.job_id WHERE j.batch_job_id = ? ORDER BY s.taken_at
+                """, arguments: [job.id])
+        }
+        // The first sample at or over h_cpu (2 s) is the tick that kills: within two ticks of crossing it.
+        let firstOver = try #require(cpu.firstIndex { $0 >= 2_000_000_000 })
+        #expect(firstOver == cpu.count - 1, "samples \(cpu): the kill came \(cpu.count - 1 - firstOver) ticks late")
         let state = try await docker.inspect(run.id)
         #expect(state["State"]?["Running"] == .bool(false), "the container still runs")
         _ = try await n.node.clean(CleanRequest(adminToken: n.config.adminToken, token: token))
