@@ -9,7 +9,8 @@ import Logging
 ///
 /// 1. A record is committed to the store (not yet appended) before its line is written, with
 ///    `synchronous = FULL`, so the line of a record the store does not have never reaches the
-///    file, even after a power cut.
+///    file, even after a power cut. (The confirming commit of point 2 may lag: losing it only
+///    leaves lines that the next repair confirms again.)
 /// 2. Lines are appended only by this type, only for records not yet appended, all of them, in
 ///    id order, in one `write` followed by `fdatasync`; only then are they marked appended and
 ///    `accounting_file.end_offset` moved past them (one transaction).

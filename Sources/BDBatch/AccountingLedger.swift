@@ -1,7 +1,6 @@
 import BDCore
 import BDStore
 import Dispatch
-import GRDB
 import Logging
 
 /// Takes accounting records from any number of concurrent requests and answers each once its
@@ -28,18 +27,15 @@ public actor AccountingLedger {
     /// Opens the file and repairs it (see `AccountingFile.repair`) before any request is taken;
     /// a file it cannot vouch for stops the daemon here, with the reason.
     public init(database: BDockerDatabase, filePath: String, logger: Logger) throws(BDockerError) {
-        let store = AccountingStore(pool: database.pool)
-        do {
-            // WAL's default NORMAL would let a power cut lose a commit whose line is already
-            // fsynced into the file; FULL syncs each commit first (invariant point 1).
-            try database.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        } catch {
-            throw .internalFault("database \(database.path): cannot set synchronous = FULL: \(error)")
-        }
-        var file = AccountingFile(path: filePath, store: store, logger: logger)
+        var file = AccountingFile(path: filePath, store: AccountingStore(pool: database.pool), logger: logger)
         // Repairs first (a new file starts dirty), then writes what a crash left unwritten.
         try file.appendPending()
         self.file = file
+    }
+
+    deinit {
+        // A ledger dropped without close() still releases the file and its lock.
+        if var file { file.closeFile() }
     }
 
     /// Stores the record and appends its line, or finds it already stored (`new` false). A
@@ -67,6 +63,7 @@ public actor AccountingLedger {
         }
     }
 
+    /// Writes batches until nobody waits. `file` is set throughout: `close()` waits for this.
     private func drain() async {
         while !waiting.isEmpty, let current = file {
             let batch = Array(waiting.prefix(Self.batchLimit))
@@ -80,8 +77,6 @@ public actor AccountingLedger {
             file = updated
             for (entry, result) in zip(batch, results) { entry.reply.resume(returning: result) }
         }
-        for entry in waiting { entry.reply.resume(returning: .failure(.unavailable("the accounting ledger is shutting down"))) }
-        waiting = []
         drainer = nil
     }
 

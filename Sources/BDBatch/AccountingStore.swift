@@ -1,23 +1,17 @@
 import BDCore
-import BDStore
 import Foundation
 import GRDB
 
 /// The accounting daemon's tables (`migrations/accounting/0001_init.sql`): the records and the
 /// confirmed state of the accounting file. Only `AccountingLedger` writes here.
-public struct AccountingStore: Sendable {
-    public let pool: DatabasePool
-
-    public init(pool: DatabasePool) {
-        self.pool = pool
-    }
+struct AccountingStore: Sendable {
+    let pool: DatabasePool
 
     /// What storing one record did.
     enum Admission: Equatable {
-        /// Stored now, with this id.
-        case stored(Int64)
+        case stored
         /// The identical record was already stored.
-        case alreadyStored(Int64)
+        case alreadyStored
     }
 
     /// A stored record's line, waiting to be confirmed in the file.
@@ -38,9 +32,9 @@ public struct AccountingStore: Sendable {
     func admit(_ records: [SGEAccountingRecord]) throws(BDockerError) -> [Result<Admission, BDockerError>] {
         let now = Date().timeIntervalSince1970
         return try access("storing accounting records") {
-            try pool.write { db in
+            try transaction(.durable) { db in
                 let find = try db.cachedStatement(sql: """
-                    SELECT id, line, datetime(received_at, 'unixepoch') AS received FROM records
+                    SELECT line, datetime(received_at, 'unixepoch') AS received FROM records
                     WHERE hostname = ? AND job_number = ? AND task_number = ? AND start_time = ?
                     """)
                 let insert = try db.cachedStatement(sql: """
@@ -57,7 +51,7 @@ public struct AccountingStore: Sendable {
                             return .failure(.conflict("a different record for \(r.key) is already stored (received "
                                 + "\(row["received"] as String) UTC); accounting records are write-once"))
                         }
-                        return .success(.alreadyStored(row["id"]))
+                        return .success(.alreadyStored)
                     }
                     try insert.execute(arguments: [
                         r.hostname, r.jobNumber, r.taskNumber, r.startTime, r.submissionTime, r.endTime,
@@ -65,7 +59,7 @@ public struct AccountingStore: Sendable {
                         r.failed, r.exitStatus, r.ruWallclock, r.ruUtime, r.ruStime, r.ruMaxrss, r.cpu, r.mem, r.io,
                         r.iow, r.maxvmem, line, now,
                     ])
-                    return .success(.stored(db.lastInsertedRowID))
+                    return .success(.stored)
                 }
             }
         }
@@ -101,7 +95,7 @@ public struct AccountingStore: Sendable {
     func beginFile(path: String, headerBytes: Int64) throws(BDockerError) {
         let now = Date().timeIntervalSince1970
         try access("recording the new accounting file") {
-            try pool.write { db in
+            try transaction(.durable) { db in
                 try db.execute(sql: """
                     INSERT INTO accounting_file (id, path, end_offset, last_record_id, started_at) VALUES (1, ?, ?, NULL, ?)
                     ON CONFLICT (id) DO UPDATE SET path = excluded.path, end_offset = excluded.end_offset,
@@ -117,12 +111,34 @@ public struct AccountingStore: Sendable {
         guard let last = lines.last else { return }
         let now = Date().timeIntervalSince1970
         try access("confirming appended accounting lines") {
-            try pool.write { db in
+            try transaction(.deferredSync) { db in
                 let mark = try db.cachedStatement(sql: "UPDATE records SET appended_at = ?, file_offset = ? WHERE id = ?")
                 for line in lines { try mark.execute(arguments: [now, line.offset, line.id]) }
                 try db.execute(sql: "UPDATE accounting_file SET end_offset = ?, last_record_id = ? WHERE id = 1",
                                arguments: [end, last.id])
             }
+        }
+    }
+
+    /// How a commit reaches the disk (`PRAGMA synchronous`, set on the one writer connection).
+    enum Sync: String {
+        /// FULL: synced before the commit returns. Records must be durable before their lines
+        /// are written (the invariant in `AccountingFile`).
+        case durable = "FULL"
+        /// NORMAL: in WAL mode synced by the next durable commit or checkpoint. For confirmations
+        /// only: losing one in a power cut leaves lines that the next repair confirms again.
+        case deferredSync = "NORMAL"
+    }
+
+    private func transaction<T>(_ sync: Sync, _ body: (Database) throws -> T) throws -> T {
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = \(sync.rawValue)")
+            var result: T?
+            try db.inTransaction {
+                result = try body(db)
+                return .commit
+            }
+            return result!  // set: inTransaction returned, so the body ran to its end
         }
     }
 

@@ -172,11 +172,14 @@ struct BenchAccounting {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        let errors = Pipe()
         process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
         try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw BDockerError.internalFault("\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus)")
+            throw BDockerError.internalFault("\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(message)")
         }
     }
 

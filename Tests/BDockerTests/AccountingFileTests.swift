@@ -32,6 +32,8 @@ struct AccountingFileTests {
     /// Stores records as the ledger's first step does, without touching the file.
     func commitOnly(_ records: [SGEAccountingRecord]) throws {
         for admission in try store.admit(records) { _ = try admission.get() }
+        // Records are synced before their lines are written (invariant point 1): FULL.
+        #expect(try database.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
     }
 
     func appendRaw(_ text: String) throws {
@@ -201,8 +203,6 @@ struct AccountingFileTests {
     /// restart finds nothing to do.
     @Test func concurrentSubmissionsAreWrittenOnceAndShareSyncs() async throws {
         let ledger = try AccountingLedger(database: database, filePath: path, logger: Logger(label: "test"))
-        // Commits are synced before lines are written (invariant point 1).
-        #expect(try await database.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
         let records = (1...200).map { SampleAccounting.record(job: $0, host: "node\($0 % 4)") }
         let receipts = try await withThrowingTaskGroup(of: [AccountingReceipt].self) { group in
             for client in 0..<16 {
