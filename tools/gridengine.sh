@@ -81,10 +81,8 @@ log_tail() { # FILE
 
 # ---------------------------------------------------------------------------------------------
 ensure_packages() {
-    local p missing=()
-    for p in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-    done
+    local missing
+    read -ra missing <<<"$(missing_packages "${PACKAGES[@]}")"
     if ((${#missing[@]} == 0)); then
         log "packages present: ${PACKAGES[*]}"
         return 0

@@ -54,6 +54,14 @@ stop_pid() { # NAME PID — SIGTERM, wait, SIGKILL
     die "$name (pid $pid) survived SIGKILL"
 }
 
+missing_packages() { # PACKAGE... — prints those not installed, space-separated
+    local p missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+    done
+    echo "${missing[*]}"
+}
+
 # `SCRIPT up|down|status`: root, one invocation at a time, then cmd_up/cmd_down/cmd_status.
 # The usage text is the script's header comment (lines 2 to USAGE_LINES).
 services_main() {
