@@ -161,6 +161,32 @@ struct DeliveryTests {
         #expect(try acct.lines().count == 1)
     }
 
+    @Test func aRecordTheAccountingDaemonRefusesIsKeptAsRejected() async throws {
+        let acct = try AccountingDaemon()
+        let (config, node, _) = try workingNode(accountingEndpoint: acct.endpoint)
+        try config.adminToken.write(toFile: acct.config.dir.file("admin_token"), atomically: true, encoding: .utf8)
+        chmod(acct.config.dir.file("admin_token"), 0o600)
+        try await acct.start()
+        // A record the daemon must refuse (44 fields), as if written by a buggy older node.
+        try await node.database.pool.write { db in
+            var job = JobRecord(batchJobID: "77", taskID: nil, user: "ann", uid: 5000, gid: 5000, home: "/tmp", spoolDir: nil)
+            job.state = .cleaned
+            try job.insert(db)
+            var bad = OutboxRecord(jobID: job.id!, record: "{}", line: Array(repeating: "0", count: 44).joined(separator: ":"))
+            try bad.insert(db)
+        }
+        let outbox = try #require(node.outbox)
+        try await outbox.deliverDue()
+        let row = try await node.database.pool.read { try OutboxRecord.fetchOne($0) }
+        #expect(row?.state == .rejected)
+        #expect(row?.attempts == 1)
+        #expect(row?.lastError?.contains("45") == true, "\(row?.lastError ?? "")")
+        // Not retried: a later pass leaves it alone.
+        try await outbox.deliverDue(now: Date().timeIntervalSince1970 + 3600)
+        #expect(try await node.database.pool.read { try OutboxRecord.fetchOne($0) }?.attempts == 1)
+        #expect((try? acct.lines())?.isEmpty ?? true)
+    }
+
     @Test func killedAccountingDaemonKeepsEveryAcknowledgedRecordExactlyOnce() async throws {
         let acct = try AccountingDaemon()
         let admin = acct.config.adminToken
