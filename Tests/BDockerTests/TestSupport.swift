@@ -84,9 +84,15 @@ final class TestConfig: @unchecked Sendable {
     }
 
     deinit {
-        // The parent is empty once every job was cleaned; rmdir refuses otherwise.
+        // Clean moves a job's leftover processes (a test's pretend shepherd) into this parent:
+        // hand them back to the root so the parent can go.
         for hierarchy in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? [] {
-            rmdir("/sys/fs/cgroup/\(hierarchy)\(parentCgroup)")
+            let dir = "/sys/fs/cgroup/\(hierarchy)\(parentCgroup)"
+            let tasks = (try? String(contentsOfFile: dir + "/tasks", encoding: .utf8)) ?? ""
+            for pid in tasks.split(separator: "\n") {
+                try? "\(pid)\n".write(toFile: "/sys/fs/cgroup/\(hierarchy)/tasks", atomically: false, encoding: .utf8)
+            }
+            rmdir(dir)
         }
     }
 }
