@@ -13,13 +13,18 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH:/usr/sbin:/sbin"
 command -v swift >/dev/null || { echo "run-tests: swift is not on PATH" >&2; exit 1; }
 
+# The tests make their cgroups under parents named /bdocker-test-*: remove any that a test
+# process could not (rmdir only takes empty ones, and only ours match the name).
+sweep_cgroups() { for d in /sys/fs/cgroup/*/bdocker-test-*; do [[ -d $d ]] && rmdir "$d" 2>/dev/null; done; true; }
+
 # Leave an environment that was already up as it was; otherwise stop what this run started,
 # even when the build or a test fails.
 if tools/test-env.sh status >/dev/null 2>&1; then
     tools/test-env.sh up
+    trap sweep_cgroups EXIT
 else
     tools/test-env.sh up
-    trap 'tools/test-env.sh down || true' EXIT
+    trap 'sweep_cgroups; tools/test-env.sh down || true' EXIT
 fi
 # shellcheck disable=SC1091
 . /run/bdocker-test/env
