@@ -25,10 +25,14 @@ public struct Daemon: Sendable {
                                                  migrationsDir: settings.server.migrationsDir)
     }
 
+    /// The admin token from `[credentials] admin_token_file`, checked as the daemon requires.
+    func adminToken() throws -> AdminToken {
+        try AdminToken.load(path: settings.credentials.adminTokenFile, requireRootOwner: geteuid() == 0)
+    }
+
     /// The credentials driver named by `[credentials] controller`.
-    public func tokenController() throws -> any TokenController {
-        let admin = try AdminToken.load(path: settings.credentials.adminTokenFile,
-                                        requireRootOwner: geteuid() == 0)
+    public func tokenController(admin: AdminToken? = nil) throws -> any TokenController {
+        let admin = try admin ?? adminToken()
         guard let driver = CredentialsRegistry.make(name: settings.credentials.controller,
                                                     pool: database.pool, adminToken: admin) else {
             throw settings.error("credentials", "controller",
@@ -42,11 +46,10 @@ public struct Daemon: Sendable {
     public func workingNode() throws -> WorkingNode {
         let docker = try DockerEngine(baseURL: settings.docker.baseURL, timeoutSeconds: settings.server.timeout, logger: logger)
         let controller = try BatchRegistry.make(settings: settings, logger: logger)
-        let outbox = OutboxSender(pool: database.pool, endpoint: settings.batch.accountingEndpoint,
-                                  adminToken: try AdminTokenFile.read(path: settings.credentials.adminTokenFile,
-                                                                      requireRootOwner: geteuid() == 0),
+        let admin = try adminToken()
+        let outbox = OutboxSender(pool: database.pool, endpoint: settings.batch.accountingEndpoint, adminToken: admin.secret,
                                   timeoutSeconds: settings.server.timeout, logger: logger)
-        return WorkingNode(database: database, tokens: try tokenController(), docker: docker,
+        return WorkingNode(database: database, tokens: try tokenController(admin: admin), docker: docker,
                            batch: (controller, settings.batch), outbox: outbox, logger: logger)
     }
 

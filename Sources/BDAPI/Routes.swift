@@ -50,12 +50,14 @@ public enum Routes {
         router.post("pull") { request, _ -> Response in
             var request = request
             let body = try await request.decodeJSON(PullRequest.self)
-            // Authenticate before the stream starts, so a bad token is a plain 401.
-            _ = try await node.tokens.requireUserToken(body.token)
+            // Check before the stream starts, so a bad token is a plain 401.
+            let source = try await node.pullSource(body)
+            let docker = try node.engine()
             return StreamReply.make { sink throws(BDockerError) in
-                try await node.pull(body) { line in
+                try await docker.pull(source) { line in
                     sink.send(.progress, ByteBuffer(string: [line.id, line.status, line.progress].compactMap { $0 }.joined(separator: ": ")))
                 }
+                return source
             }
         }
         router.put("run") { request, _ -> Response in
@@ -85,9 +87,10 @@ public enum Routes {
         router.get("logs") { request, _ -> Response in
             let token = request.query("token"), container = request.query("container_id")
             // Resolve ownership first: an unknown or foreign id is a plain 404.
-            _ = try await node.ownedContainer(token, container ?? "")
+            let id = try await node.ownedContainer(token, container ?? "").id
+            let docker = try node.engine()
             return StreamReply.make { sink throws(BDockerError) in
-                try await node.logs(token: token, container: container) { frame throws(BDockerError) in sink.send(frame) }
+                try await docker.logs(id, follow: false) { frame throws(BDockerError) in sink.send(frame) }
                 return "ok"
             }
         }

@@ -83,21 +83,32 @@ struct SpoolFile: Sendable {
         }
     }
 
+    /// The file, read 1 MiB at a time as the engine takes it (not all at once into memory).
     func chunks() throws(BDockerError) -> AsyncStream<ByteBuffer> {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw .internalFault("cannot read the spool file \(path)") }
-        return AsyncStream { continuation in
-            while true {
-                let data = handle.readData(ofLength: 1 << 20)
-                if data.isEmpty { break }
-                continuation.yield(ByteBuffer(data: data))
-            }
-            try? handle.close()
-            continuation.finish()
-        }
+        let reader = SpoolReader(handle: handle)
+        return AsyncStream(unfolding: { reader.next() })
     }
 
     func remove() {
         try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Reads a spool file in order; used by one stream at a time.
+final class SpoolReader: @unchecked Sendable {
+    // @unchecked: only the one stream that owns it calls `next`, one call at a time.
+    private let handle: FileHandle
+
+    init(handle: FileHandle) { self.handle = handle }
+
+    func next() -> ByteBuffer? {
+        let data = handle.readData(ofLength: 1 << 20)
+        guard !data.isEmpty else {
+            try? handle.close()
+            return nil
+        }
+        return ByteBuffer(data: data)
     }
 }
 

@@ -20,10 +20,17 @@ extension WorkingNode {
     }
 
     public func pull(_ request: PullRequest, progress: @Sendable (PullProgress) async throws(BDockerError) -> Void) async throws(BDockerError) -> String {
+        let source = try await pullSource(request)
+        try await engine().pull(source, progress: progress)
+        return source
+    }
+
+    /// The image a pull request names, once its token is checked: what must hold before any
+    /// progress streams.
+    func pullSource(_ request: PullRequest) async throws(BDockerError) -> String {
         _ = try await tokens.requireUserToken(request.token)
         let source = request.source.trimmingCharacters(in: .whitespaces)
         guard !source.isEmpty else { throw .invalidInput("an image name is required, e.g. busybox:latest") }
-        try await engine().pull(source, progress: progress)
         return source
     }
 
@@ -112,12 +119,6 @@ extension WorkingNode {
         return try await engine().inspect(id)
     }
 
-    public func logs(token: String?, container: String?,
-                     onOutput: @Sendable (OutputFrame) async throws(BDockerError) -> Void) async throws(BDockerError) {
-        let id = try await ownedContainer(token, container ?? "").id
-        try await engine().logs(id, follow: false, onOutput: onOutput)
-    }
-
     /// Removes each named container, reporting per id; an unknown or foreign id fails alone.
     public func remove(_ request: RemoveRequest) async throws(BDockerError) -> [RemoveResult] {
         let session = try await tokens.requireUserToken(request.token)
@@ -176,23 +177,13 @@ extension WorkingNode {
     /// Stops (without removing) every running container of a job: a killed job's containers
     /// stay for clean to account and remove.
     func stopAllContainers(jobID: Int64) async {
-        guard let docker,
-              let ids = try? await database.pool.read({ db in
-                  try String.fetchAll(db, sql: "SELECT id FROM containers WHERE job_id = ? AND removed_at IS NULL", arguments: [jobID])
-              }) else { return }
+        guard let docker, let ids = try? await liveContainerIDs(jobID: jobID) else { return }
         for id in ids { try? await docker.stop(id, timeoutSeconds: 0) }
     }
 
     /// Removes every container of a job (clean); returns how many went.
     func removeAllContainers(jobID: Int64) async throws(BDockerError) -> Int {
-        let ids: [String]
-        do {
-            ids = try await database.pool.read { db in
-                try String.fetchAll(db, sql: "SELECT id FROM containers WHERE job_id = ? AND removed_at IS NULL", arguments: [jobID])
-            }
-        } catch {
-            throw .internalFault("listing the job's containers failed: \(error)")
-        }
+        let ids = try await liveContainerIDs(jobID: jobID)
         guard !ids.isEmpty else { return 0 }
         let docker = try engine()
         for id in ids {
@@ -209,10 +200,15 @@ extension WorkingNode {
     // MARK: ownership
 
     func ownedContainers(_ session: UserSession) async throws(BDockerError) -> [String] {
+        try await liveContainerIDs(jobID: session.jobID)
+    }
+
+    /// The job's containers not yet removed, as recorded in SQLite (the source of truth).
+    func liveContainerIDs(jobID: Int64) async throws(BDockerError) -> [String] {
         do {
             return try await database.pool.read { db in
                 try String.fetchAll(db, sql: "SELECT id FROM containers WHERE job_id = ? AND removed_at IS NULL",
-                                    arguments: [session.jobID])
+                                    arguments: [jobID])
             }
         } catch {
             throw .internalFault("listing the job's containers failed: \(error)")

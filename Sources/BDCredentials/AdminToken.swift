@@ -3,7 +3,8 @@ import Foundation
 
 /// The admin token, read once at start from a file only root may read.
 public struct AdminToken: Sendable {
-    let secret: String
+    /// The token itself, for the daemon's own calls to the accounting daemon.
+    public let secret: String
 
     public init(secret: String) throws(BDockerError) {
         guard secret.count >= 16 else {
