@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
     ],
     targets: [
+        // Linux calls the Glibc module hides (O_PATH, pipe2, posix_spawn chdir).
+        .target(name: "CBDSystem"),
         // Typed errors and small helpers every module shares.
         .target(name: "BDCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // INI reader and validated settings.
@@ -62,11 +64,12 @@ let package = Package(
         ]),
         // HTTP routes of both daemon roles; the one place errors become status codes.
         .target(name: "BDAPI", dependencies: [
-            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDClient",
+            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDClient", "CBDSystem",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "bdockerd", dependencies: [

@@ -2,8 +2,11 @@
 # bdocker epilog. Grid Engine runs it as root after every job of the queue, also after a
 # failed prolog and after qdel:
 #     qconf -mattr queue epilog root@/usr/local/libexec/bdocker/epilog.sh <queue>
-# It runs `bdocker clean`: the job's containers are removed, its token revoked and its token
-# file deleted. Site settings: as in prolog.sh (/etc/default/bdocker, never the environment).
+# It runs `bdocker clean`, which names the job by JOB_ID and SGE_TASK_ID over bdockerd's
+# root-only unix socket: the job's containers are removed, its token revoked and its token
+# file deleted. Nothing in the user's HOME decides which job is cleaned, so deleting or
+# swapping the token file cannot dodge it. Site settings: as in prolog.sh (/etc/default/bdocker,
+# never the environment).
 #
 # It always exits 0. A failing epilog puts the queue instance in error state (exit 1: E, and
 # the finished job is queued to run AGAIN) or the job in error state (exit 100), while a clean
@@ -49,12 +52,10 @@ while :; do
     fi
     msg=$(printf '%s\n' "$out" | tail -n 1 | sed 's/^bdocker: //')
     case $msg in
-    "no token file "*)
-        # configure failed or never ran (the epilog runs after a failed prolog too).
+    "job "*" is not configured on this node"*)
+        # configure failed or never ran (the epilog runs after a failed prolog too), or the
+        # job was cleaned already.
         log info "job $JOB of $USER: nothing to clean ($msg)"
-        exit 0 ;;
-    "the token is not valid"*)
-        log info "job $JOB of $USER was already cleaned"
         exit 0 ;;
     "cannot reach bdockerd"*) ;;   # daemon down or restarting: retry below
     *) warn "job $JOB of $USER not cleaned: $msg; as root run: $BY_HAND" ;;

@@ -27,7 +27,8 @@ work=/run/bdocker-e2e
 rm -rf "$work"; mkdir -p "$work"; chmod 755 "$work"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/admin_token"; chmod 600 "$work/admin_token"
 parent=/bdocker-e2e
-sed -e "s#^port = .*#port = 5300#" -e "s#^database = .*#database = $work/working.sqlite#" \
+sed -e "s#^socket = .*#socket = $work/run/bdockerd.sock#" -e "s#^bind_staging = .*#bind_staging = $work/binds#" \
+    -e "s#^port = .*#port = 5300#" -e "s#^database = .*#database = $work/state/working.sqlite#" \
     -e "s#^base_url = .*#base_url = $BDOCKER_TEST_DOCKER_URL#" -e "s#^admin_token_file = .*#admin_token_file = $work/admin_token#" \
     -e "s#^parent_cgroup = .*#parent_cgroup = $parent#" -e "s#^monitoring_time = .*#monitoring_time = 1#" \
     -e "s#^accounting_endpoint = .*#accounting_endpoint = http://127.0.0.1:5301#" etc/configure_bdocker.cfg >"$work/working.cfg"
@@ -45,9 +46,10 @@ printf 'BDOCKER_BIN=%s\nBDOCKER_CONF_FILE=%s\n' "$bin/bdocker" "$work/working.cf
 chmod 644 "$site"
 
 wpid= apid=
-start_working() { "$bin/bdockerd" --config "$work/working.cfg" 2>>"$work/working.log" & wpid=$!; wait_port 5300; }
+start_working() { "$bin/bdockerd" --config "$work/working.cfg" 2>>"$work/working.log" & wpid=$!; wait_socket "$work/run/bdockerd.sock"; }
 start_accounting() { "$bin/bdockerd" --config "$work/accounting.cfg" 2>>"$work/accounting.log" & apid=$!; wait_port 5301; }
 wait_port() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/status" >/dev/null && return 0; sleep 0.1; done; return 1; }
+wait_socket() { for _ in $(seq 100); do curl -sf --unix-socket "$1" http://bdockerd/status >/dev/null && return 0; sleep 0.1; done; return 1; }
 stop_pid() { [[ -n $1 ]] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null; true; }
 finish() {
     stop_pid "$wpid"; stop_pid "$apid"

@@ -50,11 +50,16 @@ public struct Daemon: Sendable {
         let outbox = OutboxSender(pool: database.pool, endpoint: settings.batch.accountingEndpoint, adminToken: admin.secret,
                                   timeoutSeconds: settings.server.timeout, logger: logger)
         return WorkingNode(database: database, tokens: try tokenController(admin: admin), docker: docker,
-                           batch: (controller, settings.batch), outbox: outbox, logger: logger)
+                           batch: (controller, settings.batch), outbox: outbox,
+                           binds: BindStager(root: settings.server.bindStaging),
+                           limits: ContainerLimits(pidsLimit: settings.batch.containerPidsLimit,
+                                                   maxContainersPerJob: settings.batch.maxContainersPerJob),
+                           copyLimits: CopyLimits(maxBytes: settings.server.maxCopyBytes, timeoutSeconds: settings.server.timeout),
+                           logger: logger)
     }
 
     /// The routes and background services of the configured role.
-    public func components() throws -> (router: Router<BDContext>, services: [any Service]) {
+    public func components() throws -> (router: Router<BDContext>, services: [any Service], node: WorkingNode?) {
         switch settings.role {
         case .working:
             let node = try workingNode()
@@ -65,9 +70,9 @@ public struct Daemon: Sendable {
             if let outbox = node.outbox {
                 services.append(BackgroundService { await outbox.run() })
             }
-            return (Routes.working(node), services)
+            return (Routes.working(node), services, node)
         case .accounting:
-            return (Routes.accounting(try accountingServer()), [])
+            return (Routes.accounting(try accountingServer()), [], nil)
         }
     }
 
@@ -75,18 +80,38 @@ public struct Daemon: Sendable {
         try components().router
     }
 
-    /// The Hummingbird application on `[server] host:port` with the role's background services;
-    /// `onListening` gets the bound port (useful with port 0 in tests).
-    public func application(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
-        let (router, services) = try components()
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname(settings.server.host, port: settings.server.port),
-                                 serverName: "bdockerd"),
-            services: services,
-            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
-            logger: logger
-        )
+    /// Where the role listens: the working node on its unix socket (and TCP for user commands
+    /// only when `listen_tcp` is on); the accounting daemon on TCP, for the cluster's nodes.
+    public var listeners: [Listener] {
+        let idle = Duration.seconds(settings.server.idleTimeout)
+        let cap = settings.server.maxConnectionsPerUser
+        let tcp = Listener(.tcp(host: settings.server.host, port: settings.server.port), idleTimeout: idle, maxConnectionsPerUser: cap)
+        switch settings.role {
+        case .working:
+            let unix = Listener(.unix(path: settings.server.socket), idleTimeout: idle, maxConnectionsPerUser: cap)
+            return settings.server.listenTCP ? [unix, tcp] : [unix]
+        case .accounting:
+            return [tcp]
+        }
+    }
+
+    /// Runs the role until SIGTERM or SIGINT: every listener, the background services, and on
+    /// a working node first the removal of bind mounts a crash left behind.
+    public func run(onListening: @escaping @Sendable (Listener, Int) async -> Void = { _, _ in }) async throws {
+        let (router, services, node) = try components()
+        if let node {
+            let swept = try await node.sweepBindStages()
+            if swept > 0 { logger.info("removed \(swept) stale bind stage(s) under \(node.binds.root)") }
+        }
+        var apps: [any Service] = []
+        for (n, listener) in listeners.enumerated() {
+            apps.append(try listener.application(router: router, services: n == 0 ? services : [], logger: logger) { port in
+                await onListening(listener, port)
+            })
+        }
+        let group = ServiceGroup(configuration: .init(services: apps.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 

@@ -5,9 +5,6 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 
-/// Request context of both daemons.
-public typealias BDContext = BasicRequestContext
-
 /// JSON in and out, in the `{"status_code", "results"}` envelope.
 enum JSONReply {
     static let encoder: JSONEncoder = {

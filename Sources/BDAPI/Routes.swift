@@ -1,4 +1,5 @@
 import BDCore
+import BDCredentials
 import BDStore
 import Hummingbird
 import Logging
@@ -8,25 +9,23 @@ public enum Routes {
     /// Routes of the working-node daemon.
     public static func working(_ node: WorkingNode) -> Router<BDContext> {
         let router = base(logger: node.logger, database: node.database, role: "working")
-        router.post("configuration") { request, _ -> Response in
+        router.post("configuration") { request, context -> Response in
             var request = request
             let body = try await request.decodeJSON(ConfigureRequest.self)
-            let (token, job) = try await node.configure(body)
+            let (token, job) = try await node.configure(body, caller: context.caller)
             node.logger.info("configured job \(job.jobKey) for \(job.user) (uid \(job.uid))")
             return JSONReply.make(token, status: .created)
         }
-        router.delete("clean") { request, _ -> Response in
+        router.delete("clean") { request, context -> Response in
             var request = request
             let body = try await request.decodeJSON(CleanRequest.self)
-            let (job, accounted) = try await node.clean(body)
+            let (job, accounted) = try await node.clean(body, caller: context.caller)
             node.logger.info("cleaned job \(job.jobKey)\(accounted ? "; accounting record queued" : "")")
             // Without cgroups nothing was measured, as the original reported.
             return JSONReply.make("job \(job.jobKey) cleaned" + (accounted ? "" : "; accounting unavailable (cgroups disabled)"))
         }
-        router.put("notify_accounting") { request, _ -> Response in
-            var request = request
-            let body = try await request.decodeJSON(NotifyRequest.self)
-            try node.tokens.verifyAdmin(body.adminToken)
+        router.put("notify_accounting") { _, context -> Response in
+            try AccessPolicy.requireRoot(context.caller, for: "notify_accounting")
             guard let outbox = node.outbox else { throw BDockerError.unavailable("this node has no accounting outbox") }
             // Deliver what is pending now rather than at its next retry time.
             do {
@@ -47,11 +46,11 @@ public enum Routes {
 
     /// The user commands, named as in the original bdocker API.
     static func containerRoutes(_ router: Router<BDContext>, _ node: WorkingNode) {
-        router.post("pull") { request, _ -> Response in
+        router.post("pull") { request, context -> Response in
             var request = request
             let body = try await request.decodeJSON(PullRequest.self)
             // Check before the stream starts, so a bad token is a plain 401.
-            let source = try await node.pullSource(body)
+            let source = try await node.pullSource(body, caller: context.caller)
             let docker = try node.engine()
             return StreamReply.make { sink throws(BDockerError) in
                 try await docker.pull(source) { line in
@@ -60,10 +59,10 @@ public enum Routes {
                 return source
             }
         }
-        router.put("run") { request, _ -> Response in
+        router.put("run") { request, context -> Response in
             var request = request
             let body = try await request.decodeJSON(RunRequest.self)
-            let prepared = try await node.createContainer(body)
+            let prepared = try await node.createContainer(body, caller: context.caller)
             let docker = try node.engine()
             if body.detach {
                 try await docker.start(prepared.id)
@@ -77,41 +76,42 @@ public enum Routes {
                 return RunResult(id: prepared.id, exitCode: try await docker.wait(prepared.id))
             }
         }
-        router.get("ps") { request, _ -> Response in
+        router.get("ps") { request, context -> Response in
             let all = ["1", "true", "yes"].contains(request.query("all") ?? "")
-            return JSONReply.make(try await node.ps(token: request.query("token"), all: all))
+            return JSONReply.make(try await node.ps(token: request.query("token"), all: all, caller: context.caller))
         }
-        router.get("inspect") { request, _ -> Response in
-            JSONReply.make(try await node.inspect(token: request.query("token"), container: request.query("container_id")))
+        router.get("inspect") { request, context -> Response in
+            JSONReply.make(try await node.inspect(token: request.query("token"), container: request.query("container_id"),
+                                                  caller: context.caller))
         }
-        router.get("logs") { request, _ -> Response in
+        router.get("logs") { request, context -> Response in
             let token = request.query("token"), container = request.query("container_id")
             // Resolve ownership first: an unknown or foreign id is a plain 404.
-            let id = try await node.ownedContainer(token, container ?? "").id
+            let id = try await node.ownedContainer(token, container ?? "", caller: context.caller).id
             let docker = try node.engine()
             return StreamReply.make { sink throws(BDockerError) in
                 try await docker.logs(id, follow: false) { frame throws(BDockerError) in sink.send(frame) }
                 return "ok"
             }
         }
-        router.put("rm") { request, _ -> Response in
+        router.put("rm") { request, context -> Response in
             var request = request
-            return JSONReply.make(try await node.remove(try await request.decodeJSON(RemoveRequest.self)))
+            return JSONReply.make(try await node.remove(try await request.decodeJSON(RemoveRequest.self), caller: context.caller))
         }
-        router.put("stop") { request, _ -> Response in
+        router.put("stop") { request, context -> Response in
             var request = request
-            return JSONReply.make(try await node.stop(try await request.decodeJSON(ContainerRequest.self)))
+            return JSONReply.make(try await node.stop(try await request.decodeJSON(ContainerRequest.self), caller: context.caller))
         }
-        router.put("start") { request, _ -> Response in
+        router.put("start") { request, context -> Response in
             var request = request
-            return JSONReply.make(try await node.start(try await request.decodeJSON(ContainerRequest.self)))
+            return JSONReply.make(try await node.start(try await request.decodeJSON(ContainerRequest.self), caller: context.caller))
         }
-        router.get("info") { request, _ -> Response in
-            JSONReply.make(try await node.info(token: request.query("token")))
+        router.get("info") { request, context -> Response in
+            JSONReply.make(try await node.info(token: request.query("token"), caller: context.caller))
         }
-        router.put("copy") { request, _ -> Response in
+        router.put("copy") { request, context -> Response in
             var request = request
-            return JSONReply.make(try await node.copy(try await request.decodeJSON(CopyRequest.self)))
+            return JSONReply.make(try await node.copy(try await request.decodeJSON(CopyRequest.self), caller: context.caller))
         }
     }
 

@@ -13,22 +13,25 @@ extension WorkingNode {
     /// Labels that mark a container as bdocker's and name its job.
     static let jobLabel = "bdocker.job"
     static let userLabel = "bdocker.user"
+    /// The engine refuses a memory limit below 6 MiB; a job limited below that still gets it
+    /// (the monitor enforces the job's own limit on the whole tree).
+    static let minimumMemoryBytes: Int64 = 6 << 20
 
     func engine() throws(BDockerError) -> DockerEngine {
         guard let docker else { throw .unavailable("this daemon has no Docker engine configured ([dockerAPI] base_url)") }
         return docker
     }
 
-    public func pull(_ request: PullRequest, progress: @Sendable (PullProgress) async throws(BDockerError) -> Void) async throws(BDockerError) -> String {
-        let source = try await pullSource(request)
+    public func pull(_ request: PullRequest, caller: Caller, progress: @Sendable (PullProgress) async throws(BDockerError) -> Void) async throws(BDockerError) -> String {
+        let source = try await pullSource(request, caller: caller)
         try await engine().pull(source, progress: progress)
         return source
     }
 
     /// The image a pull request names, once its token is checked: what must hold before any
     /// progress streams.
-    func pullSource(_ request: PullRequest) async throws(BDockerError) -> String {
-        _ = try await tokens.requireUserToken(request.token)
+    func pullSource(_ request: PullRequest, caller: Caller) async throws(BDockerError) -> String {
+        _ = try await tokens.requireUserToken(request.token, caller: caller)
         let source = request.source.trimmingCharacters(in: .whitespaces)
         guard !source.isEmpty else { throw .invalidInput("an image name is required, e.g. busybox:latest") }
         return source
@@ -41,87 +44,88 @@ extension WorkingNode {
     }
 
     /// Creates the container with the job's identity and limits, and records it for the job
-    /// before it can start, so clean finds it even if the daemon dies right after.
-    public func createContainer(_ request: RunRequest) async throws(BDockerError) -> PreparedRun {
-        let session = try await tokens.requireUserToken(request.token)
+    /// before it can start, so clean finds it even if the daemon dies right after. Binds are
+    /// pinned first (`BindStager`); the engine only sees their staging paths.
+    public func createContainer(_ request: RunRequest, caller: Caller) async throws(BDockerError) -> PreparedRun {
+        let session = try await tokens.requireUserToken(request.token, caller: caller)
         let image = request.imageID.trimmingCharacters(in: .whitespaces)
         guard !image.isEmpty else { throw .invalidInput("an image is required") }
         if let dir = request.workingDir, !dir.hasPrefix("/") {
             throw .invalidInput("the working directory '\(dir)' must be an absolute path inside the container")
         }
-        let binds = try request.volumes.map { v throws(BDockerError) in try Self.bind(v, home: session.home) }
+        let volumes = try request.volumes.map { v throws(BDockerError) in try BindStager.Volume(parsing: v) }
+        let live = try await liveContainerIDs(jobID: session.jobID).count
+        guard live < limits.maxContainersPerJob else {
+            throw .conflict("job \(session.jobKey) already has \(live) containers, the most a job may have "
+                + "([batch] max_containers_per_job); remove some with bdocker rm")
+        }
+        let job = try await jobRecord(session)
+        let staged = try binds.stage(volumes, for: session)
         let spec = ContainerSpec(
             image: image, cmd: request.script, workingDir: request.workingDir,
-            user: "\(session.uid):\(session.gid)", binds: binds,
+            user: "\(session.uid):\(session.gid)", binds: staged?.binds ?? [],
             labels: [Self.jobLabel: session.jobKey, Self.userLabel: session.user],
-            cgroupParent: try await cgroupParent(session),
+            cgroupParent: batch.flatMap { $0.controller.cgroupParent(of: job) },
             // No setuid escalation and no capabilities: uid 0 inside could otherwise chown or
             // setuid files in the bound HOME.
-            securityOpt: ["no-new-privileges"], capDrop: ["ALL"])
-        let docker = try engine()
-        let id = try await docker.createContainer(spec)
+            securityOpt: ["no-new-privileges"], capDrop: ["ALL"],
+            // A fork bomb stops at the pids limit, and memory at the job's own limit, without
+            // waiting for the monitor's next tick.
+            pidsLimit: limits.pidsLimit, memoryBytes: job.maxMemBytes.map { max($0, Self.minimumMemoryBytes) })
+        let docker: DockerEngine
+        let id: String
+        do {
+            docker = try engine()
+            id = try await docker.createContainer(spec)
+        } catch {
+            if let staged { binds.release(stage: staged.stage) }
+            throw error
+        }
         do {
             try await database.pool.write { db in
-                try ContainerRecord(id: id, jobID: session.jobID, image: image).insert(db)
+                try ContainerRecord(id: id, jobID: session.jobID, image: image, bindStage: staged?.stage).insert(db)
             }
         } catch {
             try? await docker.remove(id, force: true)
+            if let staged { binds.release(stage: staged.stage) }
             throw .internalFault("recording container \(id) failed: \(error)")
         }
         return PreparedRun(id: id, session: session)
     }
 
-    /// The job's cgroup tree, so the containers' usage lands in it (nil: the engine's default).
-    func cgroupParent(_ session: UserSession) async throws(BDockerError) -> String? {
-        guard let batch else { return nil }
+    /// The job's row, as the token's session names it.
+    func jobRecord(_ session: UserSession) async throws(BDockerError) -> JobRecord {
         let jobID = session.jobID
-        guard let job = try? await database.pool.read({ db in try JobRecord.fetchOne(db, key: jobID) }) else {
-            throw .internalFault("job \(session.jobKey) vanished from the database")
+        let job: JobRecord?
+        do {
+            job = try await database.pool.read { db in try JobRecord.fetchOne(db, key: jobID) }
+        } catch {
+            throw .internalFault("reading job \(session.jobKey) failed: \(error)")
         }
-        return batch.controller.cgroupParent(of: job)
+        guard let job else { throw .internalFault("job \(session.jobKey) vanished from the database") }
+        return job
     }
 
-    /// Checks one `-v HOST:CONTAINER[:ro|:rw]` and returns it with HOST resolved. HOST must
-    /// exist (the engine would create a missing one as root) and lie inside HOME.
-    static func bind(_ volume: String, home: String) throws(BDockerError) -> String {
-        let parts = volume.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard (2...3).contains(parts.count), !parts[0].isEmpty, !parts[1].isEmpty else {
-            throw .invalidInput("volume '\(volume)' must be HOST:CONTAINER or HOST:CONTAINER:ro")
-        }
-        let mode = parts.count == 3 ? parts[2] : nil
-        if let mode, mode != "ro" && mode != "rw" {
-            throw .invalidInput("volume '\(volume)': mode must be ro or rw, not '\(mode)'")
-        }
-        guard parts[1].hasPrefix("/") else {
-            throw .invalidInput("volume '\(volume)': the container path must be absolute")
-        }
-        let host = try AccessPolicy.resolveInsideHome(parts[0], home: home)
-        guard FileManager.default.fileExists(atPath: host) else {
-            throw .notFound("volume '\(volume)': \(parts[0]) does not exist")
-        }
-        return ([host, parts[1]] + (mode.map { [$0] } ?? [])).joined(separator: ":")
-    }
-
-    public func start(_ request: ContainerRequest) async throws(BDockerError) -> String {
-        let id = try await ownedContainer(request.token, request.containerID).id
+    public func start(_ request: ContainerRequest, caller: Caller) async throws(BDockerError) -> String {
+        let id = try await ownedContainer(request.token, request.containerID, caller: caller).id
         try await engine().start(id)
         return id
     }
 
-    public func stop(_ request: ContainerRequest) async throws(BDockerError) -> String {
-        let id = try await ownedContainer(request.token, request.containerID).id
+    public func stop(_ request: ContainerRequest, caller: Caller) async throws(BDockerError) -> String {
+        let id = try await ownedContainer(request.token, request.containerID, caller: caller).id
         try await engine().stop(id)
         return id
     }
 
-    public func inspect(token: String?, container: String?) async throws(BDockerError) -> JSONValue {
-        let id = try await ownedContainer(token, container ?? "").id
+    public func inspect(token: String?, container: String?, caller: Caller) async throws(BDockerError) -> JSONValue {
+        let id = try await ownedContainer(token, container ?? "", caller: caller).id
         return try await engine().inspect(id)
     }
 
     /// Removes each named container, reporting per id; an unknown or foreign id fails alone.
-    public func remove(_ request: RemoveRequest) async throws(BDockerError) -> [RemoveResult] {
-        let session = try await tokens.requireUserToken(request.token)
+    public func remove(_ request: RemoveRequest, caller: Caller) async throws(BDockerError) -> [RemoveResult] {
+        let session = try await tokens.requireUserToken(request.token, caller: caller)
         guard !request.containerID.isEmpty else { throw .invalidInput("name at least one container") }
         let owned = try await ownedContainers(session)
         let docker = try engine()
@@ -139,8 +143,8 @@ extension WorkingNode {
         return results
     }
 
-    public func ps(token: String?, all: Bool) async throws(BDockerError) -> [ContainerRow] {
-        let session = try await tokens.requireUserToken(token)
+    public func ps(token: String?, all: Bool, caller: Caller) async throws(BDockerError) -> [ContainerRow] {
+        let session = try await tokens.requireUserToken(token, caller: caller)
         let owned = Set(try await ownedContainers(session))
         let rows = try await engine().list(all: all, labelFilter: [Self.jobLabel: session.jobKey])
         return rows.filter { owned.contains($0.id) }.map { c in
@@ -156,8 +160,8 @@ extension WorkingNode {
         return "\(p.ip ?? "0.0.0.0"):\(published)->\(p.privatePort)/\(p.type)"
     }
 
-    public func info(token: String?) async throws(BDockerError) -> JSONValue {
-        let session = try await tokens.requireUserToken(token)
+    public func info(token: String?, caller: Caller) async throws(BDockerError) -> JSONValue {
+        let session = try await tokens.requireUserToken(token, caller: caller)
         let engineInfo = try await engine().info()
         let count = try await ownedContainers(session).count
         return .object([
@@ -215,22 +219,45 @@ extension WorkingNode {
         }
     }
 
-    func ownedContainer(_ token: String?, _ reference: String) async throws(BDockerError) -> (id: String, session: UserSession) {
-        let session = try await tokens.requireUserToken(token)
+    func ownedContainer(_ token: String?, _ reference: String, caller: Caller) async throws(BDockerError) -> (id: String, session: UserSession) {
+        let session = try await tokens.requireUserToken(token, caller: caller)
         let owned = try await ownedContainers(session)
         return (try AccessPolicy.resolveContainer(reference, owned: owned.map { ($0, []) }), session)
     }
 
+    /// Records the containers as removed and unmounts their pinned binds.
     func markRemoved(_ ids: [String]) async throws(BDockerError) {
+        let stages: [String]
         do {
-            try await database.pool.write { db in
+            stages = try await database.pool.write { db in
+                var stages: [String] = []
                 for id in ids {
+                    if let stage = try String.fetchOne(db, sql: "SELECT bind_stage FROM containers WHERE id = ?", arguments: [id]) {
+                        stages.append(stage)
+                    }
                     try db.execute(sql: "UPDATE containers SET removed_at = ? WHERE id = ?",
                                    arguments: [Date().timeIntervalSince1970, id])
                 }
+                return stages
             }
         } catch {
             throw .internalFault("recording removed containers failed: \(error)")
         }
+        for stage in stages { binds.release(stage: stage) }
+    }
+
+    /// At start: unmounts every bind stage no live container holds (a crash must not leave
+    /// mounts behind). Returns how many went.
+    @discardableResult
+    public func sweepBindStages() async throws(BDockerError) -> Int {
+        let keep: [String]
+        do {
+            keep = try await database.pool.read { db in
+                try String.fetchAll(db, sql: "SELECT bind_stage FROM containers WHERE removed_at IS NULL AND bind_stage IS NOT NULL")
+            }
+        } catch {
+            throw .internalFault("listing bind stages failed: \(error)")
+        }
+        return binds.sweep(keeping: Set(keep))
     }
 }

@@ -8,6 +8,19 @@ import Foundation
 import GRDB
 import Logging
 
+/// What one job's containers may use, besides the job's own memory limit.
+public struct ContainerLimits: Sendable {
+    /// Processes per container (the engine's PidsLimit): a fork bomb stops here.
+    public var pidsLimit: Int
+    /// Containers a job may have at once, running or stopped.
+    public var maxContainersPerJob: Int
+
+    public init(pidsLimit: Int = 1024, maxContainersPerJob: Int = 64) {
+        self.pidsLimit = pidsLimit
+        self.maxContainersPerJob = maxContainersPerJob
+    }
+}
+
 /// The working-node daemon's behaviour, independent of HTTP: what configure and clean do.
 public struct WorkingNode: Sendable {
     public let database: BDockerDatabase
@@ -20,11 +33,17 @@ public struct WorkingNode: Sendable {
     public let batch: (controller: any WNController, settings: Settings.Batch)?
     /// Delivers accounting records; nil only in tests of the token flow alone.
     public let outbox: OutboxSender?
+    /// Where pinned bind sources are mounted for the engine.
+    public let binds: BindStager
+    public let limits: ContainerLimits
+    public let copyLimits: CopyLimits
     /// Looks users up; replaceable so unit tests can describe users that do not exist here.
     let passwd: @Sendable (String) -> PasswdEntry?
 
     public init(database: BDockerDatabase, tokens: any TokenController, docker: DockerEngine?,
                 batch: (controller: any WNController, settings: Settings.Batch)? = nil, outbox: OutboxSender? = nil,
+                binds: BindStager = BindStager(root: Settings.Server.defaultBindStaging),
+                limits: ContainerLimits = ContainerLimits(), copyLimits: CopyLimits = CopyLimits(),
                 logger: Logger,
                 passwd: @escaping @Sendable (String) -> PasswdEntry? = { PasswdEntry.lookup(name: $0) }) {
         self.database = database
@@ -32,14 +51,17 @@ public struct WorkingNode: Sendable {
         self.docker = docker
         self.batch = batch
         self.outbox = outbox
+        self.binds = binds
+        self.limits = limits
+        self.copyLimits = copyLimits
         self.logger = logger
         self.passwd = passwd
     }
 
     /// Prepares the job's environment (batch controller: limits, cgroup tree), then creates the
     /// job row, its first sample and its user token in one transaction; returns the token.
-    public func configure(_ request: ConfigureRequest) async throws(BDockerError) -> (token: String, job: JobRecord) {
-        try tokens.verifyAdmin(request.adminToken)
+    public func configure(_ request: ConfigureRequest, caller: Caller) async throws(BDockerError) -> (token: String, job: JobRecord) {
+        try AccessPolicy.requireRoot(caller, for: "configure")
         var job = try validatedJob(request.userCredentials)
         // Refuse a live duplicate before touching its cgroups.
         let key = job.jobKey
@@ -74,8 +96,8 @@ public struct WorkingNode: Sendable {
     /// cgroup tree, and in ONE transaction stores the accounting record in the outbox, marks
     /// the job cleaned and revokes the token: a crash can neither lose the record nor make it
     /// twice. If anything before that fails the job stays configured, so the epilog can retry.
-    public func clean(_ request: CleanRequest) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
-        try tokens.verifyAdmin(request.adminToken)
+    public func clean(_ request: CleanRequest, caller: Caller) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
+        try AccessPolicy.requireRoot(caller, for: "clean")
         let session = try await cleanTarget(request)
         let removed = try await removeAllContainers(jobID: session.jobID)
         if removed > 0 { logger.info("job \(session.jobKey): removed \(removed) container(s)") }
@@ -114,15 +136,30 @@ public struct WorkingNode: Sendable {
         }
     }
 
-    /// The job a clean is about: its token's, or the live job named (admin recovery).
+    /// The job a clean is about: the live job named (what the epilog sends), checked against
+    /// the token when one comes too; or, from callers of the original API, the token's job.
     func cleanTarget(_ request: CleanRequest) async throws(BDockerError) -> UserSession {
-        if let token = request.token { return try await tokens.authenticate(token) }
-        guard let job = request.job else { throw .invalidInput("clean needs the job's token or the job (id, task_id)") }
+        guard let job = request.job else {
+            guard let token = request.token else { throw .invalidInput("clean needs the job (id, task_id)") }
+            return try await tokens.authenticate(token)
+        }
         let key = JobRecord.key(jobID: job.id, taskID: job.taskID == "undefined" ? nil : job.taskID)
-        let row = try? await database.pool.read { db in
-            try JobRecord.filter(Column("job_key") == key && Column("state") == "configured").fetchOne(db)
+        let row: JobRecord?
+        do {
+            row = try await database.pool.read { db in
+                try JobRecord.filter(Column("job_key") == key && Column("state") == "configured").fetchOne(db)
+            }
+        } catch {
+            throw .internalFault("looking up job \(key) failed: \(error)")
         }
         guard let row, let id = row.id else { throw .notFound("job \(key) is not configured on this node") }
+        if let token = request.token {
+            // A token planted in the job's token file must not redirect the clean to its job.
+            let session = try? await tokens.authenticate(token)
+            guard session?.jobID == id else {
+                throw .forbidden("the token given is not job \(key)'s; refusing to clean")
+            }
+        }
         return UserSession(jobID: id, jobKey: row.jobKey, user: row.user, uid: row.uid, gid: row.gid, home: row.home)
     }
 

@@ -12,9 +12,18 @@ public struct DaemonClient: Sendable {
     public let timeout: TimeAmount
     let http: HTTPClient
 
+    /// - Parameter endpoint: `unix:///path/to.sock` (or just the socket's absolute path), or
+    ///   `host:port` / `http://host:port` for TCP.
     public init(endpoint: String, timeoutSeconds: Int = 500, http: HTTPClient = .failingFast) {
         var e = endpoint
-        if !e.contains("://") { e = "http://" + e }
+        if e.hasPrefix("/") { e = "unix://" + e }
+        if e.hasPrefix("unix://") {
+            // AsyncHTTPClient's form: the socket path, percent-encoded, as the host.
+            let path = String(e.dropFirst("unix://".count))
+            e = "http+unix://" + (path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? path)
+        } else if !e.contains("://") {
+            e = "http://" + e
+        }
         while e.hasSuffix("/") { e.removeLast() }
         self.endpoint = e
         self.timeout = .seconds(Int64(timeoutSeconds))
@@ -72,8 +81,14 @@ public struct DaemonClient: Sendable {
         do {
             return try await http.execute(request, timeout: timeout)
         } catch {
-            throw .unavailable("cannot reach bdockerd at \(endpoint): \(Self.describe(error))")
+            throw .unavailable("cannot reach bdockerd at \(displayEndpoint): \(Self.describe(error))")
         }
+    }
+
+    /// The endpoint as people write it (`unix:///run/bdocker/bdockerd.sock`), for messages.
+    public var displayEndpoint: String {
+        guard endpoint.hasPrefix("http+unix://") else { return endpoint }
+        return "unix://" + (String(endpoint.dropFirst("http+unix://".count)).removingPercentEncoding ?? endpoint)
     }
 
     public static func error(status: Int, data: Data) -> BDockerError {
@@ -85,6 +100,7 @@ public struct DaemonClient: Sendable {
     static func describe(_ error: any Error) -> String {
         let text = String(describing: error)
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused (is bdockerd running?)" }
+        if text.contains("No such file or directory") || text.contains("ENOENT") { return "no socket there (is bdockerd running?)" }
         if text.contains("deadlineExceeded") || text.contains("readTimeout") { return "timed out" }
         return text
     }

@@ -22,6 +22,23 @@ public struct Settings: Sendable, Equatable {
         public var database: String
         /// Where the numbered migration files live; nil = look in the standard places.
         public var migrationsDir: String?
+        /// The working node's unix socket: every call of that role comes through it, and the
+        /// kernel tells the daemon each caller's uid.
+        public var socket: String = Server.defaultSocket
+        /// Also serve user commands over TCP on host:port (working role). Off by default: a
+        /// TCP caller has no uid, so tokens are not bound to their user there.
+        public var listenTCP: Bool = false
+        /// Seconds a connection may stay without a complete request head.
+        public var idleTimeout: Int = 30
+        /// Open connections one local user may hold.
+        public var maxConnectionsPerUser: Int = 64
+        /// Largest `cp` in either direction, in bytes.
+        public var maxCopyBytes: Int64 = 8 << 30
+        /// Root-only directory where pinned bind sources are mounted for the engine.
+        public var bindStaging: String = Server.defaultBindStaging
+
+        public static let defaultSocket = "/run/bdocker/bdockerd.sock"
+        public static let defaultBindStaging = "/run/bdocker/binds"
     }
 
     public struct Batch: Sendable, Equatable {
@@ -35,6 +52,10 @@ public struct Settings: Sendable, Equatable {
         public var includeWallclock: Bool = true
         public var defaultRuWallclock: Double = 0
         public var bdockerAccounting: String?
+        /// Processes per container.
+        public var containerPidsLimit: Int = 1024
+        /// Containers a job may have at once.
+        public var maxContainersPerJob: Int = 64
     }
 
     public struct Credentials: Sendable, Equatable {

@@ -21,10 +21,12 @@ public enum SettingsLoader {
     static let knownKeys: [String: Set<String>] = [
         "resource": ["role"],
         "server": ["host", "port", "logging", "logging_file", "workers", "timeout", "time_out",
-                   "database", "migrations_dir"],
+                   "database", "migrations_dir", "socket", "listen_tcp", "idle_timeout",
+                   "max_connections_per_user", "max_copy_bytes", "bind_staging"],
         "batch": ["controller", "enable_cgroups", "cgroups_dir", "parent_cgroup", "accounting_endpoint",
                   "only_docker_accounting", "monitoring_time", "include_wallclock",
-                  "default_ru_wallclock", "bdocker_accounting"],
+                  "default_ru_wallclock", "bdocker_accounting", "container_pids_limit",
+                  "max_containers_per_job"],
         "credentials": ["controller", "token_store", "token_client_file", "admin_token_file"],
         "dockerAPI": ["base_url"],
     ]
@@ -59,6 +61,12 @@ public enum SettingsLoader {
         }
         server.database = try r.path("server", "database") ?? server.database
         server.migrationsDir = try r.path("server", "migrations_dir")
+        server.socket = try r.path("server", "socket") ?? server.socket
+        server.listenTCP = try r.bool("server", "listen_tcp") ?? server.listenTCP
+        server.idleTimeout = try r.int("server", "idle_timeout", in: 1...3600) ?? server.idleTimeout
+        server.maxConnectionsPerUser = try r.int("server", "max_connections_per_user", in: 1...100_000) ?? server.maxConnectionsPerUser
+        server.maxCopyBytes = try r.byteSize("server", "max_copy_bytes") ?? server.maxCopyBytes
+        server.bindStaging = try r.path("server", "bind_staging") ?? server.bindStaging
 
         try r.requireSection("batch")
         var batch = Settings.Batch(controller: try r.required("batch", "controller"))
@@ -78,6 +86,8 @@ public enum SettingsLoader {
         batch.includeWallclock = try r.bool("batch", "include_wallclock") ?? batch.includeWallclock
         batch.defaultRuWallclock = try r.double("batch", "default_ru_wallclock", min: 0) ?? batch.defaultRuWallclock
         batch.bdockerAccounting = try r.path("batch", "bdocker_accounting")
+        batch.containerPidsLimit = try r.int("batch", "container_pids_limit", in: 16...4_194_304) ?? batch.containerPidsLimit
+        batch.maxContainersPerJob = try r.int("batch", "max_containers_per_job", in: 1...10_000) ?? batch.maxContainersPerJob
         if role == .accounting && batch.bdockerAccounting == nil {
             throw r.error("batch", "bdocker_accounting",
                           "key is missing: the accounting daemon needs the file it appends SGE lines to")
@@ -192,10 +202,15 @@ struct Reader {
         return number
     }
 
-    func double(_ section: String, _ key: String, min: Double) throws(ConfigError) -> Double? {
+    /// The default upper bound of `double`: every such key is a number of seconds, and 100
+    /// years is more than any of them means. The bound keeps later conversions (`Int(...)`,
+    /// `Duration.seconds`, nanoseconds in `Int64`) from trapping.
+    static let largestSeconds: Double = 3_155_760_000
+
+    func double(_ section: String, _ key: String, min: Double, max: Double = Reader.largestSeconds) throws(ConfigError) -> Double? {
         guard let value = try string(section, key) else { return nil }
-        guard let number = Double(value), number.isFinite, number >= min else {
-            throw error(section, key, "'\(value)' is not a number of at least \(min)")
+        guard let number = Double(value), number.isFinite, number >= min, number <= max else {
+            throw error(section, key, "'\(value)' is not a number from \(min) to \(max)")
         }
         return number
     }

@@ -65,4 +65,12 @@ public enum TokenFile {
         guard !token.isEmpty else { throw .invalidInput("token file \(path) is empty") }
         return token
     }
+
+    /// Removes the job's token file as root without trusting it: a symlink is removed itself,
+    /// never followed, and a directory planted there is left alone.
+    public static func remove(path: String) {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else { return }
+        unlink(path)
+    }
 }

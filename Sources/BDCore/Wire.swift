@@ -53,12 +53,13 @@ public struct UserCredentials: Codable, Sendable, Equatable {
     }
 }
 
-/// `POST /configuration`; the reply's results is the new user token.
+/// `POST /configuration`; the reply's results is the new user token. Only root on the unix
+/// socket may call it; `admin_token` is still accepted from older clients and ignored.
 public struct ConfigureRequest: Codable, Sendable {
-    public var adminToken: String
+    public var adminToken: String?
     public var userCredentials: UserCredentials
 
-    public init(adminToken: String, userCredentials: UserCredentials) {
+    public init(adminToken: String? = nil, userCredentials: UserCredentials) {
         self.adminToken = adminToken
         self.userCredentials = userCredentials
     }
@@ -69,21 +70,23 @@ public struct ConfigureRequest: Codable, Sendable {
     }
 }
 
-/// `DELETE /clean`: the job's token, or (admin recovery when the token file is lost) the job.
+/// `DELETE /clean` (root on the unix socket): the job, named as the batch system names it.
+/// A token may come too (a script holding one); then it must be that job's, or the clean is
+/// refused. A token alone still names its job, for callers of the original API.
 public struct CleanRequest: Codable, Sendable {
-    public var adminToken: String
+    public var adminToken: String?
     public var token: String?
     public var job: JobInfo?
 
-    public init(adminToken: String, token: String) {
+    public init(adminToken: String? = nil, token: String) {
         self.adminToken = adminToken
         self.token = token
         self.job = nil
     }
 
-    public init(adminToken: String, job: JobInfo) {
+    public init(adminToken: String? = nil, job: JobInfo, token: String? = nil) {
         self.adminToken = adminToken
-        self.token = nil
+        self.token = token
         self.job = job
     }
 
@@ -95,9 +98,9 @@ public struct CleanRequest: Codable, Sendable {
 
 /// `PUT /notify_accounting`: deliver pending accounting records now.
 public struct NotifyRequest: Codable, Sendable {
-    public var adminToken: String
+    public var adminToken: String?
 
-    public init(adminToken: String) { self.adminToken = adminToken }
+    public init(adminToken: String? = nil) { self.adminToken = adminToken }
 
     enum CodingKeys: String, CodingKey {
         case adminToken = "admin_token"

@@ -24,6 +24,21 @@ public enum AccessPolicy {
         return resolved
     }
 
+    /// The components of `path` below HOME, judged without touching the file system: `..` is
+    /// refused outright, and HOME is matched as written in passwd or as it resolves.
+    public static func componentsInsideHome(_ path: String, home: String) throws(BDockerError) -> [String] {
+        guard path.hasPrefix("/"), !path.contains("\0") else {
+            throw .invalidInput("'\(path)' must be an absolute path inside your HOME")
+        }
+        let parts = path.split(separator: "/").map(String.init).filter { $0 != "." }
+        guard !parts.contains("..") else { throw .invalidInput("'\(path)' may not contain '..'") }
+        for base in [home, realPath(home)].compactMap({ $0 }) {
+            let h = base.split(separator: "/").map(String.init)
+            if parts.count >= h.count, Array(parts.prefix(h.count)) == h { return Array(parts.dropFirst(h.count)) }
+        }
+        throw .forbidden("\(path) is outside your HOME (\(home)); only paths inside it may be used")
+    }
+
     /// True when `path` equals `root` or is below it, by whole components. Both must be
     /// normalized absolute paths.
     public static func isInside(_ path: String, _ root: String) -> Bool {
@@ -35,7 +50,7 @@ public enum AccessPolicy {
         path.split(separator: "/", omittingEmptySubsequences: true)
     }
 
-    static func realPath(_ path: String) -> String? {
+    public static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)

@@ -23,11 +23,17 @@ public struct ContainerSpec: Sendable, Equatable {
     public var capDrop: [String]
     /// nil keeps the engine's default network; "none" isolates the container.
     public var networkMode: String?
+    /// Most processes in the container; nil = the engine's default (none).
+    public var pidsLimit: Int?
+    /// Memory limit in bytes; nil = none.
+    public var memoryBytes: Int64?
 
     public init(image: String, cmd: [String] = [], name: String? = nil, workingDir: String? = nil,
                 user: String? = nil, env: [String] = [], binds: [String] = [], labels: [String: String] = [:],
                 cgroupParent: String? = nil, securityOpt: [String] = [], capDrop: [String] = [],
-                networkMode: String? = nil) {
+                networkMode: String? = nil, pidsLimit: Int? = nil, memoryBytes: Int64? = nil) {
+        self.pidsLimit = pidsLimit
+        self.memoryBytes = memoryBytes
         self.image = image
         self.cmd = cmd
         self.name = name
@@ -51,10 +57,12 @@ struct CreateContainerBody: Encodable {
         var securityOpt: [String]
         var capDrop: [String]
         var networkMode: String?
+        var pidsLimit: Int?
+        var memory: Int64?
 
         enum CodingKeys: String, CodingKey {
             case binds = "Binds", cgroupParent = "CgroupParent", securityOpt = "SecurityOpt"
-            case capDrop = "CapDrop", networkMode = "NetworkMode"
+            case capDrop = "CapDrop", networkMode = "NetworkMode", pidsLimit = "PidsLimit", memory = "Memory"
         }
     }
 
@@ -85,6 +93,7 @@ struct CreateContainerBody: Encodable {
         env = spec.env
         labels = spec.labels
         hostConfig = HostConfig(binds: spec.binds, cgroupParent: spec.cgroupParent, securityOpt: spec.securityOpt,
-                                capDrop: spec.capDrop, networkMode: spec.networkMode)
+                                capDrop: spec.capDrop, networkMode: spec.networkMode, pidsLimit: spec.pidsLimit,
+                                memory: spec.memoryBytes)
     }
 }

@@ -95,6 +95,23 @@ extension DockerEngine {
         return ArchiveStream(body: response.body, lostConnection: { lostConnection($0, reading: apiPath) })
     }
 
+    /// What `path` inside the container is: nil when it does not exist.
+    public func statPath(_ id: String, path: String) async throws(BDockerError) -> ContainerPathStat? {
+        let apiPath = "/containers/\(Self.escape(id))/archive"
+        let response: HTTPClientResponse
+        do {
+            response = try await open(.HEAD, apiPath, query: [("path", path)], headTimeout: timeout)
+        } catch .notFound(let message) where !message.contains("No such container") {
+            return nil
+        }
+        guard let header = response.headers.first(name: "X-Docker-Container-Path-Stat"),
+              let data = Data(base64Encoded: header),
+              let stat = try? JSONDecoder().decode(ContainerPathStat.self, from: data) else {
+            throw .internalFault("the engine's stat of \(path) could not be read")
+        }
+        return stat
+    }
+
     /// Unpacks the tar stream `tar` into the existing directory `path` inside the container.
     /// `tar` may come from a child process; the engine answers only after the last byte, so
     /// there is no time limit. A missing `path` is `.notFound`.
@@ -176,4 +193,15 @@ public struct ArchiveStream: AsyncSequence, Sendable {
             }
         }
     }
+}
+
+/// The engine's `X-Docker-Container-Path-Stat`.
+public struct ContainerPathStat: Decodable, Sendable {
+    public var name: String
+    public var size: Int64
+    /// Go's os.FileMode: the directory bit is 1 << 31.
+    public var mode: UInt32
+    public var linkTarget: String?
+
+    public var isDirectory: Bool { mode & (1 << 31) != 0 }
 }

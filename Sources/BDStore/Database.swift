@@ -23,6 +23,7 @@ public struct BDockerDatabase: Sendable {
                 throw .internalFault("cannot create the database directory \(directory): \(error.localizedDescription)")
             }
         }
+        try StateDirectory.restrict(database: path)
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: configuration())

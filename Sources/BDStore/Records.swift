@@ -124,20 +124,25 @@ public struct ContainerRecord: Codable, Sendable, Equatable, FetchableRecord, Pe
     public var image: String
     public var createdAt: Double
     public var removedAt: Double?
+    /// The directory under the bind staging root holding this container's pinned binds.
+    public var bindStage: String?
 
     enum CodingKeys: String, CodingKey {
         case id, image
         case jobID = "job_id"
         case createdAt = "created_at"
         case removedAt = "removed_at"
+        case bindStage = "bind_stage"
     }
 
-    public init(id: String, jobID: Int64, image: String, createdAt: Double = Date().timeIntervalSince1970) {
+    public init(id: String, jobID: Int64, image: String, createdAt: Double = Date().timeIntervalSince1970,
+                bindStage: String? = nil) {
         self.id = id
         self.jobID = jobID
         self.image = image
         self.createdAt = createdAt
         self.removedAt = nil
+        self.bindStage = bindStage
     }
 }
 

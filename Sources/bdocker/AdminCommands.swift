@@ -25,10 +25,8 @@ struct Configure: AsyncParsableCommand {
             let settings = try connection.settings()
             let entry = try job.passwdEntry()
             let (jobID, task) = try job.ids()
-            let adminToken = try AdminTokenFile.read(path: settings.credentials.adminTokenFile)
             let client = try connection.client(settings: settings)
             let request = ConfigureRequest(
-                adminToken: adminToken,
                 userCredentials: UserCredentials(user: entry.name, uid: entry.uid, gid: entry.gid, home: entry.home,
                                                  job: JobInfo(id: jobID, taskID: task, spool: (spool ?? env["SGE_JOB_SPOOL_DIR"]).flatMap { $0.isEmpty ? nil : $0 })))
             let token: String = try await client.call(.POST, "/configuration", body: request)
@@ -37,7 +35,7 @@ struct Configure: AsyncParsableCommand {
                 try TokenFile.create(path: path, token: token, uid: entry.uid, gid: entry.gid)
             } catch {
                 // Without its file the token is useless: undo the configure so nothing is left.
-                let _: String? = try? await client.call(.DELETE, "/clean", body: CleanRequest(adminToken: adminToken, token: token))
+                let _: String? = try? await client.call(.DELETE, "/clean", body: CleanRequest(job: JobInfo(id: jobID, taskID: task), token: token))
                 throw error
             }
             print(path)
@@ -47,52 +45,47 @@ struct Configure: AsyncParsableCommand {
     }
 }
 
-/// `bdocker clean`: the epilog's call. Removes what the job left and revokes its token.
+/// `bdocker clean`: the epilog's call. Cleans the job named by the batch system (never the one
+/// a user-owned file names), then removes the job's token file.
 struct Clean: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Tear down bdocker for a batch job (root, in the epilog).",
-        discussion: "Uses -t/--token, else the job's token file in the user's HOME, which it removes afterwards.")
+        discussion: """
+            Cleans the job JOB_ID (and SGE_TASK_ID) names, or --job-id/--task-id: its containers \
+            are removed, its cgroups too, its accounting record queued and its token revoked. \
+            Then the token file in the user's HOME is removed; what it holds is never trusted.
+            """)
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(name: .shortAndLong, help: "The job's token (default: read from the job's token file).")
+    @Option(name: .long, help: "Also check that this token is the job's (refused otherwise).")
     var token: String?
 
     @OptionGroup var job: JobOptions
 
-    @Flag(name: .long, help: "Clean the job named by --job-id/--task-id without its token (when the token file was lost).")
+    @Flag(name: .long, help: .hidden)
     var byJob = false
 
     func run() async throws {
         do {
             guard geteuid() == 0 else { throw BDockerError.forbidden("clean must run as root (in the epilog)") }
-            if byJob {
-                let settings = try connection.settings()
-                let (jobID, task) = try job.ids()
-                let request = CleanRequest(adminToken: try AdminTokenFile.read(path: settings.credentials.adminTokenFile),
-                                           job: JobInfo(id: jobID, taskID: task))
-                let message: String = try await connection.client(settings: settings).call(.DELETE, "/clean", body: request)
-                print(message)
-                return
-            }
             let settings = try connection.settings()
-            let adminToken = try AdminTokenFile.read(path: settings.credentials.adminTokenFile)
-            var tokenPath: String?
-            var secret = token
-            if secret == nil {
-                let entry = try job.passwdEntry()
-                let (jobID, task) = try job.ids()
-                let path = TokenFile.path(home: entry.home, clientFile: settings.credentials.tokenClientFile, jobID: jobID, taskID: task)
-                secret = try TokenFile.read(path: path, expectedOwner: entry.uid)
-                tokenPath = path
-            }
-            let client = try connection.client(settings: settings)
+            let (jobID, task) = try job.ids()
+            let request = CleanRequest(job: JobInfo(id: jobID, taskID: task), token: token)
             let result: Result<String, BDockerError> = await Result(catching: { () async throws(BDockerError) -> String in
-                try await client.call(.DELETE, "/clean", body: CleanRequest(adminToken: adminToken, token: secret!))
+                try await connection.client(settings: settings).call(.DELETE, "/clean", body: request)
             })
-            // Cleaned now, or already cleaned by a retried epilog (401): the file is useless either way.
-            if let tokenPath, case .success = result { unlink(tokenPath) }
-            if let tokenPath, case .failure(.unauthorized) = result { unlink(tokenPath) }
+            // Cleaned now, or not configured (already cleaned, or the prolog failed): the
+            // token file is useless either way.
+            switch result {
+            case .success, .failure(.notFound(_)):
+                if let entry = try? job.passwdEntry() {
+                    TokenFile.remove(path: TokenFile.path(home: entry.home, clientFile: settings.credentials.tokenClientFile,
+                                                          jobID: jobID, taskID: task))
+                }
+            default:
+                break
+            }
             print(try result.get())
         } catch {
             exitWithError(error)

@@ -19,13 +19,13 @@ struct BDocker: AsyncParsableCommand {
 
 /// Options every command takes: where the daemon is and which config file to read.
 struct ConnectionOptions: ParsableArguments {
-    @Option(name: [.customShort("H"), .long], help: "Daemon endpoint, e.g. 127.0.0.1:5000 (default: [server] host and port of the config).")
+    @Option(name: [.customShort("H"), .long], help: "Daemon endpoint: unix:///PATH (default: [server] socket of the config, else /run/bdocker/bdockerd.sock) or HOST:PORT where the site enabled TCP.")
     var host: String?
 
     @Option(name: .long, help: "Configuration file (default: $BDOCKER_CONF_FILE, else /etc/configure_bdocker.cfg).")
     var config: String?
 
-    /// The validated settings; admin commands need the whole file (admin token path).
+    /// The validated settings; admin commands need the whole file.
     func settings() throws(BDockerError) -> Settings {
         let path = SettingsLoader.resolvePath(explicit: config)
         do {
@@ -35,14 +35,14 @@ struct ConnectionOptions: ParsableArguments {
         }
     }
 
-    /// The daemon to talk to: `-H`, else the config's `[server]`, else 127.0.0.1:5000 when the
-    /// default config file does not exist on this machine.
+    /// The daemon to talk to: `-H`, else the config's `[server] socket`, else the default
+    /// socket when the default config file does not exist on this machine.
     func client(settings: Settings?) throws(BDockerError) -> DaemonClient {
         if let host { return DaemonClient(endpoint: host, timeoutSeconds: settings?.server.timeout ?? 500) }
         if let settings {
-            return DaemonClient(endpoint: "\(settings.server.host):\(settings.server.port)", timeoutSeconds: settings.server.timeout)
+            return DaemonClient(endpoint: "unix://" + settings.server.socket, timeoutSeconds: settings.server.timeout)
         }
-        return DaemonClient(endpoint: "127.0.0.1:5000")
+        return DaemonClient(endpoint: "unix://" + Settings.Server.defaultSocket)
     }
 }
 

@@ -8,8 +8,15 @@ import Foundation
 struct UserOptions: ParsableArguments {
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(name: .shortAndLong, help: "The job's token (default: $HOME/.bdocker_token_$JOB_ID[.$SGE_TASK_ID]).")
-    var token: String?
+    @Option(name: [.customShort("t"), .customLong("token")], help: "The job's token (default: $BDOCKER_TOKEN, else $HOME/.bdocker_token_$JOB_ID[.$SGE_TASK_ID]). Prefer $BDOCKER_TOKEN: an option shows in every user's ps.")
+    var tokenOption: String?
+
+    /// `-t`, else `$BDOCKER_TOKEN`, else nil (the token file).
+    var token: String? {
+        if let tokenOption { return tokenOption }
+        if let env = ProcessInfo.processInfo.environment["BDOCKER_TOKEN"], !env.isEmpty { return env }
+        return nil
+    }
 
     /// The config if there is one to read: a missing default file means defaults; a file named
     /// by --config or $BDOCKER_CONF_FILE must exist.

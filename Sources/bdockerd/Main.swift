@@ -53,14 +53,19 @@ struct BDockerd: AsyncParsableCommand {
         let logger = Logger(label: "bdockerd")
         for warning in settings.warnings { logger.warning("\(warning)") }
         do {
+            // Files the daemon makes (its databases, their -wal and -shm) are root's alone.
+            umask(0o077)
+            try StateDirectory.check(forDatabase: settings.server.database)
             let daemon = try Daemon(settings: settings, logger: logger)
             logger.info("bdockerd \(BDockerVersion.current), role \(settings.role.rawValue), config \(settings.file), database \(daemon.database.path) (migrations: \(daemon.database.appliedMigrations.joined(separator: ", ")))")
-            let host = settings.server.host
-            let app = try daemon.application { port in
-                logger.info("listening on \(host):\(port)")
+            // Stops cleanly on SIGTERM and SIGINT.
+            try await daemon.run { listener, port in
+                if case .tcp(let host, _) = listener.address {
+                    logger.info("listening on \(host):\(port)")
+                } else {
+                    logger.info("listening on \(listener)")
+                }
             }
-            // runService stops cleanly on SIGTERM and SIGINT.
-            try await app.runService()
             logger.info("stopped")
         } catch let error as BDockerError {
             logger.critical("\(error.message)")

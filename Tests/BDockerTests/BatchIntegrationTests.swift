@@ -124,7 +124,7 @@ struct BatchIntegrationTests {
         let job = try FakeSGEJob(user: user, selfBurnSeconds: 2)
         let token = try await configure(n, job, user)
         job.go()  // the job's own shell burns 2 s in COMMON
-        _ = try await n.node.pull(PullRequest(token: token, source: n.image)) { _ in }
+        _ = try await n.node.pull(PullRequest(token: token, source: n.image), caller: .root) { _ in }
         let run = try await n.node.createContainer(RunRequest(
             token: token, imageID: n.image, script: ["sh", "-c", Self.burnTwoCPUSeconds],
             detach: true, workingDir: nil, volumes: []))
@@ -146,7 +146,7 @@ struct BatchIntegrationTests {
         let user = try testUser()
         let job = try FakeSGEJob(user: user, limits: ["h_cpu": "0:0:2"])
         let token = try await configure(n, job, user)
-        _ = try await n.node.pull(PullRequest(token: token, source: n.image)) { _ in }
+        _ = try await n.node.pull(PullRequest(token: token, source: n.image), caller: .root) { _ in }
         let run = try await n.node.createContainer(RunRequest(
             token: token, imageID: n.image, script: ["sh", "-c", "while :; do :; done"], detach: true, workingDir: nil, volumes: []))
         let docker = try #require(n.node.docker)
@@ -181,7 +181,7 @@ struct BatchIntegrationTests {
         let user = try testUser()
         let job = try FakeSGEJob(user: user, limits: ["h_vmem": "40M"])
         let token = try await configure(n, job, user)
-        _ = try await n.node.pull(PullRequest(token: token, source: n.image)) { _ in }
+        _ = try await n.node.pull(PullRequest(token: token, source: n.image), caller: .root) { _ in }
         // Holds ~64 MiB in a shell variable.
         let run = try await n.node.createContainer(RunRequest(
             token: token, imageID: n.image,

@@ -9,47 +9,44 @@ import Testing
 /// bdockerd as a real process: killed with SIGKILL while a job runs, started again.
 @Suite("Daemon restart")
 struct DaemonRestartTests {
-    /// Starts `bdockerd --config` on a free port and waits until it answers.
-    func startDaemon(_ configPath: String, port: Int) async throws -> Process {
+    /// Starts `bdockerd --config` and waits until it answers on its socket.
+    func startDaemon(_ config: TestConfig) async throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Repo.binDir + "/bdockerd")
-        process.arguments = ["--config", configPath]
+        process.arguments = ["--config", config.configPath]
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let client = DaemonClient(endpoint: "127.0.0.1:\(port)")
+        let client = DaemonClient(endpoint: config.endpoint)
         for _ in 0..<100 {
             if (try? await client.call(.GET, "/status", as: StatusResult.self)) != nil { return process }
             try await Task.sleep(for: .milliseconds(100))
         }
         process.terminate()
-        throw BDockerError.unavailable("bdockerd did not start on port \(port)")
+        throw BDockerError.unavailable("bdockerd did not start on \(config.endpoint)")
     }
 
     @Test func sigtermStopsCleanlyAndLogsGoToTheLogFileToo() async throws {
-        let port = Int.random(in: 20_000...60_000)
-        let config = try TestConfig(replacing: ["port = 5000": "port = \(port)",
-                                                "# logging_file = /var/log/bdocker/bdockerd.log": "logging_file = LOGFILE"])
+        let config = try TestConfig(replacing: ["# logging_file = /var/log/bdocker/bdockerd.log": "logging_file = LOGFILE"])
         let logFile = config.dir.file("bdockerd.log")
         let text = try String(contentsOfFile: config.configPath, encoding: .utf8).replacingOccurrences(of: "LOGFILE", with: logFile)
         try text.write(toFile: config.configPath, atomically: true, encoding: .utf8)
-        let daemon = try await startDaemon(config.configPath, port: port)
+        let daemon = try await startDaemon(config)
         daemon.terminate()  // SIGTERM
         daemon.waitUntilExit()
         #expect(daemon.terminationReason == .exit && daemon.terminationStatus == 0)
         let log = try String(contentsOfFile: logFile, encoding: .utf8)
-        #expect(log.contains("listening on 127.0.0.1:\(port)"))
+        #expect(log.contains("listening on \(config.socketPath)"))
         #expect(log.contains("stopped"))
     }
 
     @Test func killedDaemonResumesSamplingAndCleanMakesOneRecord() async throws {
         try #require(geteuid() == 0, "real cgroups need root")
         let user = try testUser()
-        let port = Int.random(in: 20_000...60_000)
-        let config = try TestConfig(replacing: ["port = 5000": "port = \(port)"])
+        let config = try TestConfig()
         let job = try BatchIntegrationTests.FakeSGEJob(user: user, selfBurnSeconds: 600)
-        let client = DaemonClient(endpoint: "127.0.0.1:\(port)")
+        let client = DaemonClient(endpoint: config.endpoint)
 
-        var daemon = try await startDaemon(config.configPath, port: port)
+        var daemon = try await startDaemon(config)
         let token: String = try await client.call(.POST, "/configuration", body: ConfigureRequest(
             adminToken: config.adminToken,
             userCredentials: UserCredentials(user: user.name, uid: user.uid, gid: user.gid, home: user.home,
@@ -66,7 +63,7 @@ struct DaemonRestartTests {
         let before = try await samples()
         #expect(before >= 2)
 
-        daemon = try await startDaemon(config.configPath, port: port)
+        daemon = try await startDaemon(config)
         defer { daemon.terminate(); daemon.waitUntilExit() }
         try await Task.sleep(for: .milliseconds(2500))
         #expect(try await samples() >= before + 2, "sampling did not resume after the restart")

@@ -80,7 +80,7 @@ struct DeliveryTests {
         let job = try BatchIntegrationTests.FakeSGEJob(user: user)
         let token = try await node.configure(ConfigureRequest(adminToken: config.adminToken, userCredentials: UserCredentials(
             user: user.name, uid: user.uid, gid: user.gid, home: user.home, job: JobInfo(id: job.id, spool: job.spool.path)))).token
-        _ = try await node.pull(PullRequest(token: token, source: image)) { _ in }
+        _ = try await node.pull(PullRequest(token: token, source: image), caller: .root) { _ in }
         let run = try await node.createContainer(RunRequest(token: token, imageID: image, script: ["sh", "-c", BatchIntegrationTests.burnTwoCPUSeconds],
                                                             detach: true, workingDir: nil, volumes: []))
         let docker = try #require(node.docker)

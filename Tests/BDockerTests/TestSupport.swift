@@ -64,6 +64,9 @@ final class TestConfig: @unchecked Sendable {
     let configPath: String
     let adminToken: String
     let settings: Settings
+    /// The working daemon's unix socket.
+    let socketPath: String
+    var endpoint: String { "unix://" + socketPath }
 
     init(role: Role = .working, replacing extra: [String: String] = [:]) throws {
         dir = TempDir("bdocker-cfg")
@@ -71,8 +74,13 @@ final class TestConfig: @unchecked Sendable {
         let tokenFile = dir.write("admin_token", adminToken + "\n", mode: 0o600)
         let sample = role == .working ? "etc/configure_bdocker.cfg" : "etc/configure_bdocker_accounting.cfg"
         var text = try String(contentsOfFile: Repo.path(sample), encoding: .utf8)
+        // Test users connect to the socket below: the directories on the way must let them.
+        chmod(dir.path, 0o755)
+        socketPath = dir.file("run/bdockerd.sock")
         var replacements = [
-            "database = /var/lib/bdocker/\(role.rawValue).sqlite": "database = \(dir.file("db.sqlite"))",
+            "socket = /run/bdocker/bdockerd.sock": "socket = \(socketPath)",
+            "bind_staging = /run/bdocker/binds": "bind_staging = \(dir.file("binds"))",
+            "database = /var/lib/bdocker/\(role.rawValue).sqlite": "database = \(dir.file("state/db.sqlite"))",
             "admin_token_file = /etc/bdocker/admin_token": "admin_token_file = \(tokenFile)",
             "parent_cgroup = /bdocker": "parent_cgroup = \(parentCgroup)",
             "monitoring_time = 10": "monitoring_time = 1",
@@ -97,29 +105,31 @@ final class TestConfig: @unchecked Sendable {
     }
 }
 
-/// A daemon running in this process on an ephemeral port, stopped by `stop()`.
+/// A daemon running in this process (on an ephemeral TCP port, or on a unix socket), stopped
+/// by `stop()`. It listens exactly as bdockerd does (`Listener`), peer checks included.
 final class RunningDaemon: @unchecked Sendable {
     // @unchecked: fields are set once before the daemon is handed out.
-    let port: Int
+    let endpoint: String
     let task: Task<Void, Error>
 
-    var endpoint: String { "127.0.0.1:\(port)" }
-
-    private init(port: Int, task: Task<Void, Error>) {
-        self.port = port
+    private init(endpoint: String, task: Task<Void, Error>) {
+        self.endpoint = endpoint
         self.task = task
     }
 
-    static func start(router: Router<BDContext>, logger: Logger = Logger(label: "test")) async throws -> RunningDaemon {
+    /// On `socket` when given (the working role's way), else on 127.0.0.1 and a free port.
+    static func start(router: Router<BDContext>, socket: String? = nil, idleTimeout: Duration = .seconds(30),
+                      maxConnectionsPerUser: Int = 64, logger: Logger = Logger(label: "test")) async throws -> RunningDaemon {
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(router: router,
-                              configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
-                              logger: logger)
+        let address: Listener.Address = socket.map { .unix(path: $0) } ?? .tcp(host: "127.0.0.1", port: 0)
+        let app = try Listener(address, idleTimeout: idleTimeout, maxConnectionsPerUser: maxConnectionsPerUser)
+            .application(router: router, logger: logger) { port in continuation.yield(port) }
         let task = Task { try await app.runService(gracefulShutdownSignals: []) }
         var iterator = stream.makeAsyncIterator()
-        guard let port = await iterator.next(), port > 0 else { throw BDockerError.internalFault("server did not start") }
-        return RunningDaemon(port: port, task: task)
+        guard let port = await iterator.next() else { throw BDockerError.internalFault("server did not start") }
+        if let socket { return RunningDaemon(endpoint: "unix://" + socket, task: task) }
+        guard port > 0 else { throw BDockerError.internalFault("server did not start") }
+        return RunningDaemon(endpoint: "127.0.0.1:\(port)", task: task)
     }
 
     func stop() async {
@@ -183,4 +193,25 @@ func testUser(_ index: Int = 0) throws -> PasswdEntry {
         throw BDockerError.internalFault("test user \(name) does not exist: run tools/test-env.sh up (as root) first")
     }
     return entry
+}
+
+extension Caller {
+    /// Root on the unix socket, as the prolog and epilog call.
+    static let root = Caller.local(uid: 0, pid: 1)
+}
+
+/// In-process calls as root: what the prolog and epilog do, for tests that drive the node
+/// directly rather than through a socket.
+extension WorkingNode {
+    func configure(_ request: ConfigureRequest) async throws(BDockerError) -> (token: String, job: JobRecord) {
+        try await configure(request, caller: .root)
+    }
+
+    func clean(_ request: CleanRequest) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
+        try await clean(request, caller: .root)
+    }
+
+    func createContainer(_ request: RunRequest) async throws(BDockerError) -> PreparedRun {
+        try await createContainer(request, caller: .root)
+    }
 }

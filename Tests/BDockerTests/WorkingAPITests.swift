@@ -28,7 +28,7 @@ struct WorkingAPITests {
         let homePath = home.path
         let node = WorkingNode(database: daemon.database, tokens: try daemon.tokenController(), docker: nil, logger: Logger(label: "test"),
                                passwd: { $0 == "ann" ? PasswdEntry(name: "ann", uid: 5000, gid: 5000, home: homePath) : nil })
-        return (node, try await RunningDaemon.start(router: Routes.working(node)))
+        return (node, try await RunningDaemon.start(router: Routes.working(node), socket: config.socketPath))
     }
 
     func credentials(job: String, task: String? = nil) -> UserCredentials {
@@ -65,9 +65,18 @@ struct WorkingAPITests {
             #expect(envelope.statusCode == code)
             return (code, envelope.results)
         }
-        // A user token where the admin token is needed.
-        #expect(try await status(ConfigureRequest(adminToken: userToken, userCredentials: credentials(job: "201"))).0 == 403)
-        #expect(try await status(ConfigureRequest(adminToken: "", userCredentials: credentials(job: "201"))).0 == 401)
+        // Over TCP nobody is root, whatever token comes along: configure and clean are refused.
+        let (node, _) = try await startNode()
+        let tcp = try await RunningDaemon.start(router: Routes.working(node))
+        defer { Task { await tcp.stop() } }
+        let overTCP = DaemonClient(endpoint: tcp.endpoint)
+        for body in [ConfigureRequest(adminToken: config.adminToken, userCredentials: credentials(job: "201")),
+                     ConfigureRequest(adminToken: userToken, userCredentials: credentials(job: "201"))] {
+            let (code, data) = try await overTCP.raw(.POST, "/configuration", body: body)
+            #expect(code == 403)
+            #expect(String(decoding: data, as: UTF8.self).contains("only from root on the daemon's unix socket"))
+        }
+        #expect(try await overTCP.raw(.DELETE, "/clean", body: CleanRequest(job: JobInfo(id: "200"))).0 == 403)
         // The same job twice.
         let dup = try await status(ConfigureRequest(adminToken: config.adminToken, userCredentials: credentials(job: "200")))
         #expect(dup.0 == 409 && dup.1.contains("already configured"))
@@ -98,8 +107,11 @@ struct WorkingAPITests {
             body: ConfigureRequest(adminToken: config.adminToken, userCredentials: credentials(job: "500", task: "2")))
         let missing = try await client.raw(.DELETE, "/clean", body: CleanRequest(adminToken: config.adminToken, job: JobInfo(id: "500")))
         #expect(missing.0 == 404)
-        let byUser = try await client.raw(.DELETE, "/clean", body: CleanRequest(adminToken: token, job: JobInfo(id: "500", taskID: "2")))
-        #expect(byUser.0 == 403)
+        // A token of another job next to the job named: refused, nothing cleaned.
+        let other: String = try await client.call(.POST, "/configuration", body: ConfigureRequest(userCredentials: credentials(job: "501")))
+        let mixed = try await client.raw(.DELETE, "/clean", body: CleanRequest(job: JobInfo(id: "500", taskID: "2"), token: other))
+        #expect(mixed.0 == 403)
+        #expect(try await node.tokens.authenticate(token).jobKey == "500.2")
         let message: String = try await client.call(.DELETE, "/clean",
                                                     body: CleanRequest(adminToken: config.adminToken, job: JobInfo(id: "500", taskID: "2")))
         #expect(message.contains("500.2"))

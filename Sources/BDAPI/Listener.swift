@@ -1,0 +1,213 @@
+import BDCore
+import BDCredentials
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Request context of both daemons: Hummingbird's core storage plus who the kernel says the
+/// peer is (`Caller`), looked up from the connection's `PeerGuard`.
+public struct BDContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let caller: Caller
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        // A connection the guard never saw (none should exist) gets the least privilege.
+        caller = PeerDirectory.shared.caller(of: source.channel) ?? .network
+    }
+}
+
+/// Where a daemon listens and how many connections and how much idling it tolerates.
+public struct Listener: Sendable, Equatable, CustomStringConvertible {
+    public enum Address: Sendable, Equatable {
+        case unix(path: String)
+        case tcp(host: String, port: Int)
+    }
+
+    public var address: Address
+    /// A connection with no complete request head for this long is closed: it bounds idle
+    /// keep-alives and slow header writers alike.
+    public var idleTimeout: Duration
+    /// Open connections one local uid (or all TCP peers together) may hold.
+    public var maxConnectionsPerUser: Int
+
+    public init(_ address: Address, idleTimeout: Duration = .seconds(30), maxConnectionsPerUser: Int = 64) {
+        self.address = address
+        self.idleTimeout = idleTimeout
+        self.maxConnectionsPerUser = maxConnectionsPerUser
+    }
+
+    public var description: String {
+        switch address {
+        case .unix(let path): return path
+        case .tcp(let host, let port): return "\(host):\(port)"
+        }
+    }
+
+    /// The Hummingbird application serving `router` here. `onListening` gets the bound TCP
+    /// port (0 for a socket); the socket is opened to every local user once it exists, because
+    /// who may do what is decided per request from the peer's uid.
+    public func application(router: Router<BDContext>, services: [any Service] = [], logger: Logger,
+                            onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws(BDockerError) -> some ApplicationProtocol {
+        let bind: BindAddress
+        switch address {
+        case .unix(let path):
+            try Self.prepareSocketDirectory(for: path)
+            bind = .unixDomainSocket(path: path)
+        case .tcp(let host, let port):
+            bind = .hostname(host, port: port)
+        }
+        let limit = maxConnectionsPerUser
+        let guardLogger = logger
+        return Application(
+            router: router,
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [PeerGuard(limit: limit, logger: guardLogger)],
+                idleTimeout: TimeAmount(idleTimeout))),
+            configuration: .init(address: bind, serverName: "bdockerd"),
+            services: services,
+            onServerRunning: { channel in
+                if case .unix(let path) = address { chmod(path, 0o666) }
+                await onListening(channel.localAddress?.port ?? 0)
+            },
+            logger: logger)
+    }
+
+    /// The socket's directory must be root's and writable by root only, so no user can put
+    /// anything at the socket's path; a missing one is made 0755.
+    static func prepareSocketDirectory(for socket: String) throws(BDockerError) {
+        let dir = (socket as NSString).deletingLastPathComponent
+        guard socket.hasPrefix("/"), !dir.isEmpty else { throw .invalidInput("the socket path \(socket) must be absolute") }
+        if mkdir(dir, 0o755) == 0 { chmod(dir, 0o755) }
+        var st = stat()
+        guard lstat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw .invalidInput("the socket directory \(dir) is missing or not a directory")
+        }
+        if geteuid() == 0 {
+            guard st.st_uid == 0, st.st_mode & 0o022 == 0 else {
+                throw .forbidden("the socket directory \(dir) must be owned by root and writable by root only "
+                    + "(it is uid \(st.st_uid), mode \(String(st.st_mode & 0o7777, radix: 8)))")
+            }
+        }
+    }
+}
+
+/// The peers of every open connection, by channel, and how many each uid holds.
+final class PeerDirectory: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    static let shared = PeerDirectory()
+
+    private let lock = NSLock()
+    private var callers: [ObjectIdentifier: Caller] = [:]
+    private var counts: [Int: Int] = [:]
+
+    /// Records the connection unless its user already holds `limit`; false means refused.
+    func admit(_ channel: any Channel, as caller: Caller, limit: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = Self.countKey(caller)
+        guard counts[key, default: 0] < limit else { return false }
+        counts[key, default: 0] += 1
+        callers[ObjectIdentifier(channel)] = caller
+        return true
+    }
+
+    func release(_ channel: any Channel) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let caller = callers.removeValue(forKey: ObjectIdentifier(channel)) else { return }
+        let key = Self.countKey(caller)
+        counts[key, default: 1] -= 1
+        if counts[key] == 0 { counts[key] = nil }
+    }
+
+    func caller(of channel: any Channel) -> Caller? {
+        lock.lock()
+        defer { lock.unlock() }
+        return callers[ObjectIdentifier(channel)]
+    }
+
+    /// Root is never limited out of its own daemon; TCP peers share one count.
+    private static func countKey(_ caller: Caller) -> Int {
+        switch caller {
+        case .local(let uid, _): return uid
+        case .network: return -1
+        }
+    }
+}
+
+/// First handler of every connection: asks the kernel who the peer is (SO_PEERCRED on the
+/// unix socket), refuses a user's connection beyond the per-user limit, and forgets the
+/// connection when it closes.
+final class PeerGuard: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    // @unchecked: used only on its channel's event loop.
+    typealias InboundIn = Any
+
+    /// `struct ucred` (pid, uid, gid), declared here because Glibc hides it behind _GNU_SOURCE.
+    struct PeerCredentials: Sendable {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+    }
+
+    let limit: Int
+    let logger: Logger
+    private var admitted = false
+    private var channel: (any Channel)?
+
+    init(limit: Int, logger: Logger) {
+        self.limit = limit
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { admit(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        admit(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        forget()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        forget()
+    }
+
+    private func admit(_ context: ChannelHandlerContext) {
+        guard channel == nil else { return }
+        let channel = context.channel
+        self.channel = channel
+        let caller = Self.caller(of: channel)
+        if PeerDirectory.shared.admit(channel, as: caller, limit: caller.isRoot ? Int.max : limit) {
+            admitted = true
+        } else {
+            logger.warning("refused a connection from \(caller): it already holds \(limit) open connections")
+            context.close(promise: nil)
+        }
+    }
+
+    private func forget() {
+        if admitted, let channel { PeerDirectory.shared.release(channel) }
+        admitted = false
+    }
+
+    /// The kernel's word on a unix-socket peer; `.network` for anything else or on failure.
+    static func caller(of channel: any Channel) -> Caller {
+        guard case .unixDomainSocket = channel.localAddress, let provider = channel as? any SocketOptionProvider else {
+            return .network
+        }
+        var caller = Caller.network
+        // On the channel's own event loop the option is read at once and the callback runs inline.
+        let future: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        future.assumeIsolated().whenSuccess { creds in caller = .local(uid: Int(creds.uid), pid: Int(creds.pid)) }
+        return caller
+    }
+}
