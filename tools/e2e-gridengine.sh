@@ -23,8 +23,13 @@ tools/test-env.sh up >/dev/null || exit 1
 . /run/bdocker-test/env
 read -r u1 u2 <<<"$BDOCKER_TEST_USERS"
 
+# shellcheck source=tools/lib/leftovers.sh
+. tools/lib/leftovers.sh
+sweep_leftovers   # earlier runs' cgroups, test containers, bind staging; reports, never fails
+
 work=/run/bdocker-e2e
-rm -rf "$work"; mkdir -p "$work"; chmod 755 "$work"
+# Never follow a bind mount (a pinned HOME directory) out of the work directory.
+rm -rf --one-file-system "$work"; mkdir -p "$work"; chmod 755 "$work"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/admin_token"; chmod 600 "$work/admin_token"
 parent=/bdocker-e2e
 sed -e "s#^socket = .*#socket = $work/run/bdockerd.sock#" -e "s#^bind_staging = .*#bind_staging = $work/binds#" \
@@ -55,7 +60,7 @@ finish() {
     stop_pid "$wpid"; stop_pid "$apid"
     if [[ -e $work/default.saved ]]; then cp -p "$work/default.saved" "$site"; else rm -f "$site"; fi
     [[ ${sge_started:-0} -eq 1 ]] && tools/gridengine.sh down >/dev/null 2>&1
-    for h in /sys/fs/cgroup/*/; do rmdir "$h${parent#/}" 2>/dev/null; done
+    sweep_test_cgroups "${parent#/}"
     true
 }
 trap finish EXIT

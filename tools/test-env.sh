@@ -2,7 +2,7 @@
 # tools/test-env.sh — prepare the bdocker integration-test environment (Debian 12, run as root).
 #
 #   tools/test-env.sh up       install packages, start a private dockerd + registry, push the
-#                              busybox test image, create test users, write /run/bdocker-test/env
+#                              busybox test images, create test users, write /run/bdocker-test/env
 #   tools/test-env.sh down     stop only what `up` started (data dirs are kept for a fast next `up`)
 #   tools/test-env.sh status   show what runs (exit 0 = everything up, 3 = something missing)
 #
@@ -31,8 +31,12 @@ REGISTRY_LOG=$LOG_DIR/registry.log
 
 IMAGE_REPO=$REGISTRY_ADDR/busybox
 IMAGE_TAGS=(latest 1.35)
+# The pull test's own image (BDOCKER_TEST_PULL_IMAGE): it removes it to pull it afresh, so no
+# other test may run it. The same rootfs plus a marker file, so it shares no layer with the
+# others and its pull really downloads.
+PULL_TAG=pulltest
 # Bump when the image recipe below changes: a registry holding an older build gets re-pushed.
-IMAGE_RECIPE=2
+IMAGE_RECIPE=3
 IMAGE_STAMP=$REGISTRY_DIR/busybox-image.recipe
 TEST_USERS=(bdtest1 bdtest2)
 PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl gridengine-client)
@@ -219,11 +223,11 @@ registry_has_tag() { # TAG
 }
 
 ensure_image() {
-    local tag stale=0
-    for tag in "${IMAGE_TAGS[@]}"; do registry_has_tag "$tag" || stale=1; done
+    local tag stale=0 all_tags=("${IMAGE_TAGS[@]}" "$PULL_TAG")
+    for tag in "${all_tags[@]}"; do registry_has_tag "$tag" || stale=1; done
     [[ $(cat "$IMAGE_STAMP" 2>/dev/null || true) == "$IMAGE_RECIPE" ]] || stale=1
     if ((stale == 0)); then
-        log "registry already has $IMAGE_REPO tags: ${IMAGE_TAGS[*]}; skipping image build"
+        log "registry already has $IMAGE_REPO tags: ${all_tags[*]}; skipping image build"
         return 0
     fi
 
@@ -255,20 +259,26 @@ ensure_image() {
     chmod 0644 "$rootfs/etc/passwd" "$rootfs/etc/group"
 
     # Fixed order/owner/mtime => the layer digest is the same on every machine.
-    tar -C "$rootfs" --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -c . |
-        docker_cli import --change 'CMD ["sh"]' \
-            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-            - "$IMAGE_REPO:${IMAGE_TAGS[0]}" >/dev/null
+    import_rootfs() { # TAG
+        tar -C "$rootfs" --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -c . |
+            docker_cli import --change 'CMD ["sh"]' \
+                --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+                - "$IMAGE_REPO:$1" >/dev/null
+    }
+    import_rootfs "${IMAGE_TAGS[0]}"
     for tag in "${IMAGE_TAGS[@]:1}"; do
         docker_cli tag "$IMAGE_REPO:${IMAGE_TAGS[0]}" "$IMAGE_REPO:$tag"
     done
-    for tag in "${IMAGE_TAGS[@]}"; do
+    echo "bdocker pull test image" >"$rootfs/etc/bdocker-pull-test"
+    chmod 0644 "$rootfs/etc/bdocker-pull-test"
+    import_rootfs "$PULL_TAG"
+    for tag in "${all_tags[@]}"; do
         log "pushing $IMAGE_REPO:$tag"
         docker_cli push "$IMAGE_REPO:$tag" >&2
         registry_has_tag "$tag" || die "push of $IMAGE_REPO:$tag did not reach the registry"
     done
     # Tests must really pull from the registry, so drop the local copies.
-    for tag in "${IMAGE_TAGS[@]}"; do docker_cli rmi "$IMAGE_REPO:$tag" >/dev/null; done
+    for tag in "${all_tags[@]}"; do docker_cli rmi "$IMAGE_REPO:$tag" >/dev/null; done
     echo "$IMAGE_RECIPE" >"$IMAGE_STAMP"
     rm -rf "$rootfs"
     trap - EXIT
@@ -295,6 +305,7 @@ write_env() {
 export BDOCKER_TEST_DOCKER_URL=$DOCKER_URL
 export BDOCKER_TEST_REGISTRY=$REGISTRY_ADDR
 export BDOCKER_TEST_IMAGE=$IMAGE_REPO:latest
+export BDOCKER_TEST_PULL_IMAGE=$IMAGE_REPO:$PULL_TAG
 export BDOCKER_TEST_USERS="${TEST_USERS[*]}"
 export BDOCKER_TEST_USER_UIDS="${uids[*]}"
 EOF
