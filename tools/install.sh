@@ -44,7 +44,9 @@ rm -rf "$root$prefix/share/bdocker/migrations"
 cp -r migrations "$root$prefix/share/bdocker/migrations"
 chmod -R a+rX "$root$prefix/share/bdocker"
 
-install -d -m 755 "$root/etc/bdocker" "$root/var/lib/bdocker"
+install -d -m 755 "$root/etc/bdocker" "$root/var/log/bdocker"
+# The daemons' state (tokens, jobs, records) is root's alone.
+install -d -m 700 "$root/var/lib/bdocker"
 for cfg in configure_bdocker.cfg configure_bdocker_accounting.cfg; do
     [[ -e $root/etc/$cfg ]] || install -m 644 "etc/$cfg" "$root/etc/$cfg"
 done

@@ -21,7 +21,7 @@ struct AccountingDaemonTests {
 
     init() throws {
         config = try TestConfig(role: .accounting, replacing: [
-            "bdocker_accounting = /var/lib/bdocker/bdocker_accounting": "bdocker_accounting = \(files.file("bdocker_accounting"))",
+            "bdocker_accounting = /var/log/bdocker/accounting": "bdocker_accounting = \(files.file("bdocker_accounting"))",
         ])
     }
 

@@ -24,7 +24,7 @@ struct DeliveryTests {
         init(adminTokenFrom working: TestConfig? = nil) throws {
             config = try TestConfig(role: .accounting, replacing: ["port = 5001": "port = \(port)"])
             let text = try String(contentsOfFile: config.configPath, encoding: .utf8)
-                .replacingOccurrences(of: "bdocker_accounting = /var/lib/bdocker/bdocker_accounting",
+                .replacingOccurrences(of: "bdocker_accounting = /var/log/bdocker/accounting",
                                       with: "bdocker_accounting = \(config.dir.file("bdocker_accounting"))")
             try text.write(toFile: config.configPath, atomically: true, encoding: .utf8)
             if let working {
