@@ -39,7 +39,7 @@ PULL_TAG=pulltest
 IMAGE_RECIPE=3
 IMAGE_STAMP=$REGISTRY_DIR/busybox-image.recipe
 TEST_USERS=(bdtest1 bdtest2)
-PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl gridengine-client)
+PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl python3 gridengine-client)
 
 ENV_FILE=$RUN_DIR/env
 STARTED_FILE=$RUN_DIR/started   # lines "<service> <pid>" for services this script started

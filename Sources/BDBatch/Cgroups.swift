@@ -137,12 +137,32 @@ public struct CgroupHierarchies: Sendable {
 
     static func tasks(_ dir: String) -> [Int] {
         guard let text = try? String(contentsOfFile: dir + "/tasks", encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { Int($0) }
+        return parseTasks(text)
+    }
+
+    /// The pids of a `tasks` file, one a line; anything that is not a pid from 1 to
+    /// `Int32.max` is skipped, so every pid returned fits `pid_t`.
+    static func parseTasks(_ text: String) -> [Int] {
+        text.split(separator: "\n").compactMap { line in Int32(line).flatMap { $0 > 0 ? Int($0) : nil } }
     }
 
     static func readNumber(_ path: String) -> Int64? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        return parseCounter(text)
+    }
+
+    /// The largest counter reading kept (2^62 − 1; ~146 years of CPU nanoseconds, 4 EiB):
+    /// larger readings are clamped to it, so that sums and differences of two readings (usage
+    /// arithmetic in JobUsage and the monitor) cannot overflow `Int64`.
+    static let largestCounter: Int64 = (1 << 62) - 1
+
+    /// A cgroup counter file's number: a non-negative whole number, clamped to
+    /// `largestCounter`; nil for anything else (a negative number, text, empty).
+    static func parseCounter(_ text: String) -> Int64? {
+        let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !t.isEmpty, t.utf8.allSatisfy({ (48...57).contains($0) }) else { return nil }
+        // Only digits: nil from Int64(_:) can only mean more than Int64.max.
+        return min(Int64(t) ?? largestCounter, largestCounter)
     }
 
     static func write(_ text: String, to path: String) throws(BDockerError) {

@@ -1,26 +1,47 @@
+// The fuzz targets (tools/fuzz.sh) compile this file into one module with BDCore's sources.
+#if canImport(BDCore)
 import BDCore
+#endif
 import Foundation
 
 /// Parsing of the limit forms batch systems write (SGE's `h_cpu`, `h_data`, `h_vmem`).
+///
+/// The values come from the job's spool `config`, i.e. from what the job's submitter asked for,
+/// so nothing here may trap: text that is not a limit is `invalidInput` naming it, and a limit
+/// too large to mean anything is no limit (nil), exactly like `INFINITY`:
+/// - memory: more than `largestBytes` (2^62 bytes, 4 EiB) — also what overflows a byte count,
+///   e.g. `99999999999999999999` or `1e300G`;
+/// - CPU time: more than `largestSeconds` (100 years), e.g. `99999999:00:00` or `1e400`.
 public enum JobLimits {
-    /// `HH:MM:SS`, `MM:SS`, plain seconds (decimals allowed), or INFINITY (nil).
+    /// The largest memory limit taken as a limit; anything above is unlimited.
+    public static let largestBytes: Int64 = 1 << 62
+    /// The largest CPU limit taken as a limit (100 years of 365.25 days); anything above is unlimited.
+    public static let largestSeconds: Double = 100 * 365.25 * 86_400
+    /// The latest epoch time bdocker accepts from a batch system (9999-12-31T23:59:59Z), so
+    /// that every accepted time is a whole number of seconds that fits an `Int`.
+    public static let largestTimestamp: Double = 253_402_300_799
+
+    /// `HH:MM:SS`, `MM:SS`, plain seconds (decimals allowed), or INFINITY (nil). More than
+    /// `largestSeconds` in total is nil too.
     public static func seconds(_ text: String) throws(BDockerError) -> Double? {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t.uppercased() == "INFINITY" || t.isEmpty { return nil }
         let parts = t.split(separator: ":", omittingEmptySubsequences: false)
-        guard (1...3).contains(parts.count) else { throw .invalidInput("'\(text)' is not a time (HH:MM:SS, seconds or INFINITY)") }
+        guard (1...3).contains(parts.count) else { throw .invalidInput("'\(text.prefix(80))' is not a time (HH:MM:SS, seconds or INFINITY)") }
         var total = 0.0
         for part in parts {
             guard let value = Double(part), value >= 0, value.isFinite else {
-                throw .invalidInput("'\(text)' is not a time (HH:MM:SS, seconds or INFINITY)")
+                throw .invalidInput("'\(text.prefix(80))' is not a time (HH:MM:SS, seconds or INFINITY)")
             }
+            // Each step can overflow to +inf (1e308:0:0); inf and anything this large mean no limit.
             total = total * 60 + value
         }
+        guard total <= largestSeconds else { return nil }
         return total
     }
 
     /// Bytes with an optional K/M/G/T suffix (lower-case = powers of 1000, upper-case = 1024,
-    /// as in SGE's memory specifiers), or INFINITY (nil).
+    /// as in SGE's memory specifiers), or INFINITY (nil). More than `largestBytes` is nil too.
     public static func bytes(_ text: String) throws(BDockerError) -> Int64? {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t.uppercased() == "INFINITY" || t.isEmpty { return nil }
@@ -33,9 +54,12 @@ public enum JobLimits {
             number = t.dropLast()
         }
         guard let value = Double(number), value >= 0, value.isFinite else {
-            throw .invalidInput("'\(text)' is not a memory size (e.g. 512M, 2G or INFINITY)")
+            throw .invalidInput("'\(text.prefix(80))' is not a memory size (e.g. 512M, 2G or INFINITY)")
         }
-        return Int64(value * factor)
+        // value * factor may be +inf (1e300T); the comparison is false for it too.
+        let total = value * factor
+        guard total <= Double(largestBytes) else { return nil }
+        return Int64(total)
     }
 
     /// The signal a `terminate_method` names (SIGKILL when it names none or a script).
@@ -48,5 +72,25 @@ public enum JobLimits {
                                       "USR1": SIGUSR1, "USR2": SIGUSR2, "XCPU": SIGXCPU]
         let bare = method.hasPrefix("SIG") ? String(method.dropFirst(3)) : method
         return names[bare] ?? SIGKILL
+    }
+
+    /// An epoch time from a batch system as whole seconds, or nil when it is not a finite
+    /// number from 0 to `largestTimestamp` (nan, inf, 1e400, negative, hexadecimal garbage).
+    public static func timestamp(_ text: String) -> Double? {
+        guard let value = Double(text.trimmingCharacters(in: .whitespaces)) else { return nil }
+        return timestamp(value)
+    }
+
+    /// `value` if it is finite and from 0 to `largestTimestamp`, else nil.
+    public static func timestamp(_ value: Double) -> Double? {
+        guard value.isFinite, value >= 0, value <= largestTimestamp else { return nil }
+        return value
+    }
+
+    /// A duration or time in seconds as a whole number for an accounting record: rounded down,
+    /// and clamped to 0...`largestTimestamp` (nan counts as 0, +inf as the largest), so the conversion cannot trap.
+    public static func wholeSeconds(_ value: Double) -> Int {
+        guard !value.isNaN, value > 0 else { return 0 }
+        return Int(min(value, largestTimestamp).rounded(.down))
     }
 }

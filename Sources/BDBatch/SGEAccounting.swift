@@ -1,4 +1,7 @@
+// tools/fuzz.sh compiles this file into one module with BDCore's sources.
+#if canImport(BDCore)
 import BDCore
+#endif
 import Foundation
 
 /// One job as a line of Grid Engine's accounting file (`man 5 sge_accounting`): 45 fields
@@ -146,14 +149,17 @@ public struct SGEAccountingRecord: Codable, Sendable, Equatable {
         if let problem = forbiddenCharacter(in: line) {
             throw .invalidInput("the accounting line contains \(problem); send exactly one record, as one line")
         }
-        let values = line.split(separator: ":", omittingEmptySubsequences: false)
+        // Split the bytes, as qacct's strtok does: a ':' followed by a combining mark is one
+        // Swift Character, which a Character split would not cut. ':' is ASCII, so every piece
+        // is whole UTF-8.
+        let values = line.utf8.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
         guard values.count == fields.count else {
             throw .invalidInput("the accounting line has \(values.count) colon-separated field\(values.count == 1 ? "" : "s"); "
                 + "an SGE accounting line has \(fields.count)")
         }
         var record = SGEAccountingRecord.blank
         for (field, value) in zip(fields, values) {
-            let text = String(value)
+            let text = String(decoding: value, as: UTF8.self)
             switch field.kind {
             case .text(let path):
                 record[keyPath: path] = text
@@ -185,7 +191,8 @@ public struct SGEAccountingRecord: Codable, Sendable, Equatable {
                 if let problem = Self.forbiddenCharacter(in: text) {
                     throw .invalidInput("\(field.label) contains \(problem)")
                 }
-                guard !text.contains(":") else {
+                // Bytes, not Characters: ":\u{301}" is one Character that is not ":".
+                guard !text.utf8.contains(UInt8(ascii: ":")) else {
                     throw .invalidInput("\(field.label) '\(text.prefix(40))' contains ':', the field separator")
                 }
             case .integer(let path):
@@ -196,7 +203,7 @@ public struct SGEAccountingRecord: Codable, Sendable, Equatable {
                 guard value >= 0 else { throw .invalidInput("\(field.label) is negative") }
             }
         }
-        guard !qname.hasPrefix("#") else {
+        guard qname.utf8.first != UInt8(ascii: "#") else {
             throw .invalidInput("field 1 (qname) starts with '#', which would make the line a comment qacct skips")
         }
     }

@@ -31,7 +31,9 @@ public struct SGEWNController: CgroupsWNController {
         details.host = config["host"]
         details.jobName = config["job_name"]
         details.account = config["account"]
-        details.submissionTime = config["submission_time"].flatMap(Double.init)
+        // Spool numbers are range-checked (SGESpoolParsing.swift, JobLimits): a bad
+        // submission_time is ignored, an absurdly large h_cpu/h_data/h_vmem means no limit.
+        details.submissionTime = SGESpool.submissionTime(config)
         details.maxCPUSeconds = try config["h_cpu"].flatMap { v throws(BDockerError) in try JobLimits.seconds(v) }
         let data = try config["h_data"].flatMap { v throws(BDockerError) in try JobLimits.bytes(v) }
         let vmem = try config["h_vmem"].flatMap { v throws(BDockerError) in try JobLimits.bytes(v) }
@@ -47,32 +49,6 @@ public struct SGEWNController: CgroupsWNController {
             details.parentPID = try SGESpool.readPID(spool + "/pid")
         }
         return details
-    }
-}
-
-/// Reading SGE's job spool files.
-enum SGESpool {
-    static func readConfig(_ path: String) throws(BDockerError) -> [String: String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw .invalidInput("cannot read the SGE job config \(path) (is SGE_JOB_SPOOL_DIR right?)")
-        }
-        var values: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            values[String(line[..<eq])] = String(line[line.index(after: eq)...])
-        }
-        return values
-    }
-
-    static func readPID(_ path: String) throws(BDockerError) -> Int {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let pid = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else {
-            throw .invalidInput("cannot read the shepherd's pid from \(path)")
-        }
-        guard kill(pid_t(pid), 0) == 0 || errno == EPERM else {
-            throw .invalidInput("the job's shepherd (pid \(pid) from \(path)) is not running")
-        }
-        return pid
     }
 }
 

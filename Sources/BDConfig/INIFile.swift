@@ -1,10 +1,14 @@
+// tools/fuzz.sh compiles this file on its own, without BDCore (which INIFile does not use).
+#if canImport(BDCore)
 import BDCore
+#endif
 import Foundation
 
 /// A parsed INI file in the dialect of Python's configparser, which the original bdocker used:
 /// `[section]` headers, `key = value` or `key: value`, whole-line comments starting with `#`
 /// or `;`, and indented continuation lines. Keys are case-insensitive (stored lower-cased),
-/// section names are case-sensitive (`[dockerAPI]`).
+/// section names are case-sensitive (`[dockerAPI]`). Lines end with `\n`, `\r\n` or `\r`, as
+/// Python reads text files.
 public struct INIFile: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {
         public var value: String
@@ -20,10 +24,12 @@ public struct INIFile: Sendable, Equatable {
         self.path = path
         var current: String?
         var lastKey: String?
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift, so splitting at "\n" alone would keep a CRLF file
+        // in one line.
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+        for (index, rawLine) in lines.enumerated() {
             let lineNumber = index + 1
-            var line = String(rawLine)
-            if line.hasSuffix("\r") { line.removeLast() }
+            let line = String(rawLine)
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed.hasPrefix(";") {
                 continue
@@ -38,6 +44,9 @@ public struct INIFile: Sendable, Equatable {
                     throw ConfigError(file: path, line: lineNumber, "malformed section header '\(trimmed)'")
                 }
                 let name = String(trimmed.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
+                guard !name.isEmpty else {
+                    throw ConfigError(file: path, line: lineNumber, "malformed section header '\(trimmed)' (no name)")
+                }
                 if sections[name] != nil {
                     throw ConfigError(file: path, section: name, line: lineNumber, "section appears twice")
                 }
