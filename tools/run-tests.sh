@@ -7,7 +7,7 @@
 # image, test users) with tools/test-env.sh, builds everything once, then per run: removes what
 # earlier runs left behind (tools/lib/leftovers.sh: test cgroups, test containers on the test
 # engine, bind staging), runs the whole Swift suite, then the end-to-end run under a real Grid
-# Engine (tools/e2e-gridengine.sh). At exit it sweeps again and stops only the services this
+# Engine (tools/e2e-gridengine.sh), then the fuzz targets (tools/fuzz.sh). At exit it sweeps again and stops only the services this
 # command started. Extra arguments go to `swift test` (e.g. --filter Store) and skip the
 # end-to-end run. --repeat N does N runs (one build), prints each run's result and a summary.
 #
@@ -101,6 +101,8 @@ run_suite() {
     # bdocker under a real Grid Engine (prolog/epilog, qsub, qacct); skipped when arguments were given.
     if ((${#swift_args[@]} == 0)); then
         tools/e2e-gridengine.sh "$bin" || failure="${failure:+$failure; }e2e exit $?"
+        # The parsers of user-controlled input under libFuzzer, a fixed number of inputs each.
+        tools/fuzz.sh "${BDOCKER_FUZZ_RUNS:-20000}" || failure="${failure:+$failure; }fuzz exit $?"
     fi
     [[ -z $failure ]]
 }

@@ -30,10 +30,11 @@ public enum JobLimits {
         guard (1...3).contains(parts.count) else { throw .invalidInput("'\(text.prefix(80))' is not a time (HH:MM:SS, seconds or INFINITY)") }
         var total = 0.0
         for part in parts {
-            guard let value = Double(part), value >= 0, value.isFinite else {
+            guard let value = number(part) else {
                 throw .invalidInput("'\(text.prefix(80))' is not a time (HH:MM:SS, seconds or INFINITY)")
             }
-            // Each step can overflow to +inf (1e308:0:0); inf and anything this large mean no limit.
+            // A part (1e400) or a step (1e308:0:0) can be +inf; that, like anything this large,
+            // means no limit.
             total = total * 60 + value
         }
         guard total <= largestSeconds else { return nil }
@@ -47,19 +48,29 @@ public enum JobLimits {
         if t.uppercased() == "INFINITY" || t.isEmpty { return nil }
         let multipliers: [Character: Double] = ["k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
                                                 "K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
-        var number = Substring(t)
+        var digits = Substring(t)
         var factor = 1.0
         if let last = t.last, let m = multipliers[last] {
             factor = m
-            number = t.dropLast()
+            digits = t.dropLast()
         }
-        guard let value = Double(number), value >= 0, value.isFinite else {
+        guard let value = number(digits) else {
             throw .invalidInput("'\(text.prefix(80))' is not a memory size (e.g. 512M, 2G or INFINITY)")
         }
-        // value * factor may be +inf (1e300T); the comparison is false for it too.
+        // value (1e400) or value * factor (1e300T) may be +inf; the comparison is false for it.
         let total = value * factor
         guard total <= Double(largestBytes) else { return nil }
         return Int64(total)
+    }
+
+    /// A non-negative number as `Double(String)` reads it (decimal, or hexadecimal as SGE's
+    /// memory specifiers allow), +inf for a numeral too large for a Double (`1e400`); nil for
+    /// anything else, including negatives and the words `nan` and `inf`, which `Double(String)`
+    /// would take (only these characters may appear, and none of them spells those words).
+    static func number(_ text: Substring) -> Double? {
+        guard text.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isASCIIHexDigit || "xXpP.+-".unicodeScalars.contains($0)) }),
+              let value = Double(text), !value.isNaN, value >= 0 else { return nil }
+        return value
     }
 
     /// The signal a `terminate_method` names (SIGKILL when it names none or a script).
@@ -75,7 +86,7 @@ public enum JobLimits {
     }
 
     /// An epoch time from a batch system as whole seconds, or nil when it is not a finite
-    /// number from 0 to `largestTimestamp` (nan, inf, 1e400, negative, hexadecimal garbage).
+    /// number from 0 to `largestTimestamp` (nan, inf, 1e400, negative, not a number).
     public static func timestamp(_ text: String) -> Double? {
         guard let value = Double(text.trimmingCharacters(in: .whitespaces)) else { return nil }
         return timestamp(value)
