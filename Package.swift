@@ -100,11 +100,30 @@ let package = Package(
             "BDBatch", "BDClient", "BDCore", "BDStore",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        .testTarget(name: "BDockerTests", dependencies: [
-            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAPI", "BDClient",
+        // What both test targets share: temp dirs, test configs, in-process daemons, the test
+        // environment and the `.requires(...)` trait that skips a test when its part is missing.
+        .target(name: "BDTestSupport", dependencies: [
+            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDAPI",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/BDTestSupport"),
+        // Pure tests: no root, no engine, no cgroups; `swift test` runs them anywhere in seconds.
+        .testTarget(name: "BDockerUnitTests", dependencies: [
+            "BDTestSupport", "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAPI", "BDClient",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Tests of the real parts: Docker engine, registry, cgroups v1, Grid Engine, real users.
+        // Each declares what it needs and is skipped, with the reason, where that is missing.
+        .testTarget(name: "BDockerIntegrationTests", dependencies: [
+            "BDTestSupport", "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAPI", "BDClient",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),

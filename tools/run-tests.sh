@@ -7,8 +7,10 @@
 # image, test users) with tools/test-env.sh, builds everything once, then per run: removes what
 # earlier runs left behind (tools/lib/leftovers.sh: test cgroups, test containers on the test
 # engine, bind staging), runs the whole Swift suite, then the end-to-end run under a real Grid
-# Engine (tools/e2e-gridengine.sh), then the fuzz targets (tools/fuzz.sh). At exit it sweeps again and stops only the services this
-# command started. Extra arguments go to `swift test` (e.g. --filter Store) and skip the
+# Engine (tools/e2e-gridengine.sh), the fuzz targets (tools/fuzz.sh) and the test of this script
+# (tools/test-run-tests-exit.sh). The environment guarantees every requirement, so a skipped
+# Swift test fails the run. At exit it sweeps again and stops only the services this command
+# started. Extra arguments go to `swift test` (e.g. --filter Store) and skip the
 # end-to-end run. --repeat N does N runs (one build), prints each run's result and a summary.
 #
 # Exit status: 0 when every run passed, 1 when one failed, 2 for a bad command line (or the
@@ -89,20 +91,38 @@ if [[ -z $fake ]]; then
     bin=$(swift build --show-bin-path)
 fi
 
-# One run: the Swift suite, then (without extra arguments) the end-to-end run. Sets `failure`.
+# The Swift suite (or BDOCKER_TESTS_CMD), with its output kept to look for skips. The environment
+# above promises every requirement, so here a skipped test is a failure: BDOCKER_TEST_REQUIRE_ALL
+# makes `.requires(...)` run the test (it then fails naming what is missing), and any skip that
+# still shows in the output fails the run. Sets `failure`.
+swift_suite() {
+    local log status=0
+    log=$(mktemp /tmp/bdocker-swift-test.XXXXXX)
+    if [[ -n $fake ]]; then
+        BDOCKER_TEST_REQUIRE_ALL=1 bash -c "$fake" run-tests "${swift_args[@]}" 2>&1 | tee "$log" || status=$?
+        ((status == 0)) || failure="BDOCKER_TESTS_CMD exit $status"
+    else
+        BDOCKER_TEST_REQUIRE_ALL=1 swift test --skip-build "${swift_args[@]}" 2>&1 | tee "$log" || status=$?
+        ((status == 0)) || failure="swift test exit $status"
+    fi
+    if grep -aE '(Test|Suite) .* skipped' "$log" >&2; then
+        failure="${failure:+$failure; }tests were skipped (above): this command allows no skip"
+    fi
+    rm -f "$log"
+}
+
+# One run: the Swift suite, then (without extra arguments) the end-to-end run and the fuzz
+# targets. Sets `failure`.
 run_suite() {
     failure=
-    if [[ -n $fake ]]; then
-        bash -c "$fake" run-tests "${swift_args[@]}" || failure="BDOCKER_TESTS_CMD exit $?"
-        [[ -z $failure ]]
-        return
-    fi
-    swift test --skip-build "${swift_args[@]}" || failure="swift test exit $?"
-    # bdocker under a real Grid Engine (prolog/epilog, qsub, qacct); skipped when arguments were given.
-    if ((${#swift_args[@]} == 0)); then
+    swift_suite
+    if [[ -z $fake ]] && ((${#swift_args[@]} == 0)); then
+        # bdocker under a real Grid Engine (prolog/epilog, qsub, qacct).
         tools/e2e-gridengine.sh "$bin" || failure="${failure:+$failure; }e2e exit $?"
         # The parsers of user-controlled input under libFuzzer, a fixed number of inputs each.
         tools/fuzz.sh "${BDOCKER_FUZZ_RUNS:-20000}" || failure="${failure:+$failure; }fuzz exit $?"
+        # This script's own exit status, sweep and lock, on a scratch tree.
+        bash tools/test-run-tests-exit.sh || failure="${failure:+$failure; }test-run-tests-exit exit $?"
     fi
     [[ -z $failure ]]
 }

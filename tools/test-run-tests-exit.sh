@@ -84,6 +84,15 @@ run 'exit 3'
 check "failing run exits non-zero when cleanup succeeds" test "$rc" -eq 1
 check "  ... and cleanup ran (nothing left)" bash -c "[[ -z \$(ls -d $cg/*/bdocker-test-* $cg/*/bdocker-e2e* 2>/dev/null) ]]"
 
+# --- a skipped test fails the run; the requirement switch reaches the tests --------------------
+make_clean_tree
+run 'echo "➜ Test pullsFromTheRegistry() skipped: \"needs registry\""'
+check "a run whose tests pass but one is skipped exits non-zero" test "$rc" -ne 0
+check "  ... and says why" has "tests were skipped (above): this command allows no skip"
+make_clean_tree
+run '[[ $BDOCKER_TEST_REQUIRE_ALL == 1 ]]'
+check "the tests run with BDOCKER_TEST_REQUIRE_ALL=1 (no requirement may skip)" test "$rc" -eq 0
+
 # --- the sweep runs before the tests, and at exit ------------------------------------------------
 make_tree
 run '[[ ! -e $CG/cpu/bdocker-e2e && ! -e $CG/memory/bdocker-test-111111/job1 ]]'

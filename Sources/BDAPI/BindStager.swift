@@ -45,7 +45,7 @@ public struct BindStager: Sendable {
     public func stage(_ volumes: [Volume], for session: UserSession) throws(BDockerError) -> (stage: String, binds: [String])? {
         guard !volumes.isEmpty else { return nil }
         try prepareRoot()
-        let stage = TokenSecretHex.random(bytes: 12)
+        let stage = TokenSecret.generate(bytes: 12)
         let dir = root + "/" + stage
         guard mkdir(dir, 0o700) == 0 else { throw .internalFault("cannot create the bind stage \(dir): \(Self.errnoText())") }
         var binds: [String] = []
@@ -173,12 +173,4 @@ public struct BindStager: Sendable {
     }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
-}
-
-/// Random lowercase hex, for names nobody can guess or collide with.
-enum TokenSecretHex {
-    static func random(bytes: Int) -> String {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
-    }
 }

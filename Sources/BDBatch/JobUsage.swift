@@ -22,20 +22,23 @@ public struct JobUsage: Sendable, Equatable {
     ///   the whole tree.
     public static func compute(samples: [SampleRecord], onlyDocker: Bool) -> JobUsage {
         let ordered = samples.sorted { $0.takenAt < $1.takenAt }
-        func cpuNanos(_ s: SampleRecord) -> Int64 { onlyDocker ? max(0, s.cpuNanosTree - s.cpuNanosCommon) : s.cpuNanosTree }
-        func memBytes(_ s: SampleRecord) -> Int64 { onlyDocker ? max(0, s.memBytesTree - s.memBytesCommon) : s.memBytesTree }
+        // In Double, never below zero: rows written before counters were clamped (or by hand)
+        // may hold any Int64, and Int64 arithmetic on them could trap.
+        func difference(_ a: Int64, _ b: Int64) -> Double { max(0, Double(a) - (onlyDocker ? Double(b) : 0)) }
+        func cpuNanos(_ s: SampleRecord) -> Double { difference(s.cpuNanosTree, s.cpuNanosCommon) }
+        func memBytes(_ s: SampleRecord) -> Double { difference(s.memBytesTree, s.memBytesCommon) }
         // Counters are cumulative; the largest reading is the total (a reading taken after a
         // container's cgroup went away can only be equal or lower).
-        let cpu = Double(ordered.map(cpuNanos).max() ?? 0) / 1e9
+        let cpu = (ordered.map(cpuNanos).max() ?? 0) / 1e9
         var integral = 0.0
         for (a, b) in zip(ordered, ordered.dropFirst()) {
-            integral += Double(memBytes(a) + memBytes(b)) / 2 * (b.takenAt - a.takenAt)
+            integral += (memBytes(a) + memBytes(b)) / 2 * max(0, b.takenAt - a.takenAt)
         }
         // The tree's high-water mark catches peaks between samples. With only_docker it is
         // reduced by COMMON's memory at that sample (COMMON has no mark of its own apart).
         let peak = ordered.map { s in
-            onlyDocker ? max(memBytes(s), s.maxMemBytesTree - s.memBytesCommon) : max(s.maxMemBytesTree, s.memBytesTree)
+            max(memBytes(s), onlyDocker ? difference(s.maxMemBytesTree, s.memBytesCommon) : max(0, Double(s.maxMemBytesTree)))
         }.max() ?? 0
-        return JobUsage(cpu: cpu, mem: integral / bytesPerGB, maxvmem: Double(peak))
+        return JobUsage(cpu: cpu, mem: integral / bytesPerGB, maxvmem: peak)
     }
 }

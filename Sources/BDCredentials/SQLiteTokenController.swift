@@ -69,10 +69,10 @@ public struct SQLiteTokenController: TokenController {
 
 /// Making and hashing token secrets.
 public enum TokenSecret {
-    /// 32 bytes from the system CSPRNG, hex: 256 bits.
-    public static func generate() -> String {
+    /// `bytes` from the system CSPRNG, as lowercase hex (32 bytes: 256 bits, a token's size).
+    public static func generate(bytes: Int = 32) -> String {
         var rng = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
     }
 
     public static func hash(_ secret: String) -> String {

@@ -2,8 +2,9 @@ import BDCore
 import Foundation
 
 /// The directory holding a daemon's database: tokens, jobs, users and accounting records are
-/// root's alone. A missing directory is made 0700; one that anybody but root can write is
-/// refused (they could swap the database or plant its -wal file).
+/// the daemon user's alone (root's in production). A missing directory is made 0700; one owned
+/// by anybody else, or that group or others can write, is refused (they could swap the
+/// database or plant its -wal file).
 public enum StateDirectory {
     public static func check(forDatabase database: String) throws(BDockerError) {
         let dir = (database as NSString).deletingLastPathComponent
@@ -20,12 +21,13 @@ public enum StateDirectory {
         guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
             throw .internalFault("the state directory \(dir) ([server] database = \(database)) is not a directory")
         }
-        guard geteuid() == 0 else { return }
+        // Owned by the daemon's own user (root in production) and writable by nobody else.
+        let owner = geteuid()
         let mode = String(st.st_mode & 0o7777, radix: 8)
-        guard st.st_uid == 0, st.st_mode & 0o022 == 0 else {
+        guard st.st_uid == owner, st.st_mode & 0o022 == 0 else {
             throw .forbidden("the state directory \(dir) ([server] database = \(database)) is owned by uid \(st.st_uid) "
-                + "with mode \(mode): others could replace the database. Make it root's with mode 0700 "
-                + "(chown root:root \(dir); chmod 0700 \(dir)).")
+                + "with mode \(mode): others could replace the database. Make it the daemon user's (uid \(owner)) "
+                + "with mode 0700 (chown \(owner == 0 ? "root:root" : String(owner)) \(dir); chmod 0700 \(dir)).")
         }
     }
 

@@ -321,7 +321,9 @@ enum PsTable {
     static func truncate(_ s: String, _ n: Int) -> String { s.count > n ? String(s.prefix(n - 1)) + "…" : s }
 
     static func ago(_ created: Int64, now: Date) -> String {
-        let seconds = max(0, Int(now.timeIntervalSince1970) - Int(created))
+        // The engine's number is not ours to trust: subtract without trapping on any Int64.
+        let (difference, overflow) = Int64(now.timeIntervalSince1970).subtractingReportingOverflow(created)
+        let seconds = overflow ? (created < 0 ? Int64.max : 0) : max(0, difference)
         switch seconds {
         case ..<60: return "\(seconds) seconds ago"
         case ..<3600: return "\(seconds / 60) minutes ago"

@@ -1,12 +1,13 @@
 import BDAPI
 import BDCore
+import BDTestSupport
 import Foundation
 import Logging
 import Testing
 
 /// The job-side commands end to end: the real `bdocker` binary run as real non-root users,
 /// an in-process working-node daemon, the test environment's Docker engine and registry.
-@Suite("Container commands")
+@Suite("Container commands", .requires(.root, .cgroupsV1, .testUsers, .dockerEngine))
 struct ContainerCommandTests {
     /// One in-process daemon on the test engine, and the jobs a test configured (cleaned at the end).
     final class Node: @unchecked Sendable {
@@ -253,19 +254,5 @@ struct ContainerCommandTests {
         #expect(left.stdout.isEmpty, "left behind: \(left.stdout)")
         #expect(!left.stdout.contains(running))
         }
-    }
-}
-
-/// Reads /run/bdocker-test/env (written by tools/test-env.sh) under the process environment.
-enum TestEnvironment {
-    static func load() -> [String: String] {
-        var values: [String: String] = [:]
-        if let text = try? String(contentsOfFile: "/run/bdocker-test/env", encoding: .utf8) {
-            for line in text.split(separator: "\n") where line.hasPrefix("export ") {
-                let pair = line.dropFirst(7).split(separator: "=", maxSplits: 1)
-                if pair.count == 2 { values[String(pair[0])] = String(pair[1]).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
-            }
-        }
-        return values.merging(ProcessInfo.processInfo.environment) { _, env in env }
     }
 }

@@ -9,13 +9,13 @@ import Logging
 import Testing
 
 /// Paths of the repository these tests were built from.
-enum Repo {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+public enum Repo {
+    public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
-    static func path(_ relative: String) -> String { root + "/" + relative }
+    public static func path(_ relative: String) -> String { root + "/" + relative }
 
     /// Where the built executables are: next to the test bundle, or `$BDOCKER_BIN_DIR`.
-    static var binDir: String {
+    public static var binDir: String {
         if let dir = ProcessInfo.processInfo.environment["BDOCKER_BIN_DIR"] { return dir }
         var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         while url.path != "/" {
@@ -27,11 +27,11 @@ enum Repo {
 }
 
 /// A directory under /tmp removed when the test ends.
-final class TempDir: @unchecked Sendable {
+public final class TempDir: @unchecked Sendable {
     // @unchecked: immutable after init.
-    let path: String
+    public let path: String
 
-    init(_ prefix: String = "bdocker-test") {
+    public init(_ prefix: String = "bdocker-test") {
         let template = NSTemporaryDirectory() + "\(prefix)-XXXXXX"
         var bytes = Array(template.utf8CString)
         path = bytes.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
@@ -39,16 +39,16 @@ final class TempDir: @unchecked Sendable {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
-    func file(_ name: String) -> String { path + "/" + name }
+    public func file(_ name: String) -> String { path + "/" + name }
 
     @discardableResult
-    func write(_ name: String, _ text: String, mode: Int = 0o644) -> String {
+    public func write(_ name: String, _ text: String, mode: Int = 0o644) -> String {
         let p = file(name)
         _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
         return p
     }
 
-    func mkdir(_ name: String, mode: Int = 0o755) -> String {
+    public func mkdir(_ name: String, mode: Int = 0o755) -> String {
         let p = file(name)
         try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true, attributes: [.posixPermissions: mode])
         return p
@@ -56,19 +56,19 @@ final class TempDir: @unchecked Sendable {
 }
 
 /// A working-node configuration built from the shipped sample, pointing at a temp dir.
-final class TestConfig: @unchecked Sendable {
+public final class TestConfig: @unchecked Sendable {
     // @unchecked: immutable after init.
-    let dir: TempDir
+    public let dir: TempDir
     /// A cgroup parent of this config's own, removed with it.
-    let parentCgroup = "/bdocker-test-\(Int.random(in: 100_000...999_999))"
-    let configPath: String
-    let adminToken: String
-    let settings: Settings
+    public let parentCgroup = "/bdocker-test-\(Int.random(in: 100_000...999_999))"
+    public let configPath: String
+    public let adminToken: String
+    public let settings: Settings
     /// The working daemon's unix socket.
-    let socketPath: String
-    var endpoint: String { "unix://" + socketPath }
+    public let socketPath: String
+    public var endpoint: String { "unix://" + socketPath }
 
-    init(role: Role = .working, replacing extra: [String: String] = [:]) throws {
+    public init(role: Role = .working, replacing extra: [String: String] = [:]) throws {
         dir = TempDir("bdocker-cfg")
         adminToken = TokenSecret.generate()
         let tokenFile = dir.write("admin_token", adminToken + "\n", mode: 0o600)
@@ -107,10 +107,10 @@ final class TestConfig: @unchecked Sendable {
 
 /// A daemon running in this process (on an ephemeral TCP port, or on a unix socket), stopped
 /// by `stop()`. It listens exactly as bdockerd does (`Listener`), peer checks included.
-final class RunningDaemon: @unchecked Sendable {
+public final class RunningDaemon: @unchecked Sendable {
     // @unchecked: fields are set once before the daemon is handed out.
-    let endpoint: String
-    let task: Task<Void, Error>
+    public let endpoint: String
+    public let task: Task<Void, Error>
 
     private init(endpoint: String, task: Task<Void, Error>) {
         self.endpoint = endpoint
@@ -118,7 +118,7 @@ final class RunningDaemon: @unchecked Sendable {
     }
 
     /// On `socket` when given (the working role's way), else on 127.0.0.1 and a free port.
-    static func start(router: Router<BDContext>, socket: String? = nil, idleTimeout: Duration = .seconds(30),
+    public static func start(router: Router<BDContext>, socket: String? = nil, idleTimeout: Duration = .seconds(30),
                       maxConnectionsPerUser: Int = 64, logger: Logger = Logger(label: "test")) async throws -> RunningDaemon {
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let address: Listener.Address = socket.map { .unix(path: $0) } ?? .tcp(host: "127.0.0.1", port: 0)
@@ -132,22 +132,22 @@ final class RunningDaemon: @unchecked Sendable {
         return RunningDaemon(endpoint: "127.0.0.1:\(port)", task: task)
     }
 
-    func stop() async {
+    public func stop() async {
         task.cancel()
         _ = try? await task.value
     }
 }
 
 /// Runs an executable and captures its output.
-struct CommandResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
+public struct CommandResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
 }
 
 /// Runs an executable on a thread of its own (never blocking the concurrency pool, which the
 /// in-process daemon needs to answer the command) and captures its output.
-func runCommand(_ path: String, _ arguments: [String], environment: [String: String]? = nil,
+public func runCommand(_ path: String, _ arguments: [String], environment: [String: String]? = nil,
                 directory: String? = nil) async throws -> CommandResult {
     let process = Process()
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
@@ -176,42 +176,51 @@ func runCommand(_ path: String, _ arguments: [String], environment: [String: Str
 }
 
 /// A value handed from one thread to another.
-final class LockedData: @unchecked Sendable {
+public final class LockedData: @unchecked Sendable {
     // @unchecked: every access holds `lock`.
     private let lock = NSLock()
     private var data: Data?
-    func set(_ d: Data) { lock.lock(); data = d; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return data != nil }
-    var value: Data { lock.lock(); defer { lock.unlock() }; return data ?? Data() }
+    public func set(_ d: Data) { lock.lock(); data = d; lock.unlock() }
+    public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return data != nil }
+    public var value: Data { lock.lock(); defer { lock.unlock() }; return data ?? Data() }
 }
 
 /// A real non-root user made by tools/test-env.sh (`bdtest1`, `bdtest2`).
-func testUser(_ index: Int = 0) throws -> PasswdEntry {
-    let names = (ProcessInfo.processInfo.environment["BDOCKER_TEST_USERS"] ?? "bdtest1 bdtest2").split(separator: " ")
-    let name = String(names[index])
+public func testUser(_ index: Int = 0) throws -> PasswdEntry {
+    let name = Requirement.testUserNames[index]
     guard let entry = PasswdEntry.lookup(name: name) else {
         throw BDockerError.internalFault("test user \(name) does not exist: run tools/test-env.sh up (as root) first")
     }
     return entry
 }
 
+/// The error `body` throws, or nil when it succeeds.
+public func failure<T>(of body: () async throws(BDockerError) -> T) async -> BDockerError? {
+    do {
+        _ = try await body()
+        return nil
+    } catch {
+        return error
+    }
+}
+
 extension Caller {
     /// Root on the unix socket, as the prolog and epilog call.
-    static let root = Caller.local(uid: 0, pid: 1)
+    public static let root = Caller.local(uid: 0, pid: 1)
 }
 
 /// In-process calls as root: what the prolog and epilog do, for tests that drive the node
 /// directly rather than through a socket.
 extension WorkingNode {
-    func configure(_ request: ConfigureRequest) async throws(BDockerError) -> (token: String, job: JobRecord) {
+    public func configure(_ request: ConfigureRequest) async throws(BDockerError) -> (token: String, job: JobRecord) {
         try await configure(request, caller: .root)
     }
 
-    func clean(_ request: CleanRequest) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
+    public func clean(_ request: CleanRequest) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
         try await clean(request, caller: .root)
     }
 
-    func createContainer(_ request: RunRequest) async throws(BDockerError) -> PreparedRun {
+    public func createContainer(_ request: RunRequest) async throws(BDockerError) -> PreparedRun {
         try await createContainer(request, caller: .root)
     }
 }

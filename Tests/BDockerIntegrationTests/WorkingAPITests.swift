@@ -5,6 +5,7 @@ import BDConfig
 import BDCore
 import BDCredentials
 import BDStore
+import BDTestSupport
 import Foundation
 import GRDB
 import Logging
@@ -12,7 +13,7 @@ import NIOHTTP1
 import Testing
 
 /// The working-node endpoints over real HTTP, against an in-process daemon.
-@Suite("Working-node API")
+@Suite("Working-node API", .requires(.root, .cgroupsV1))
 struct WorkingAPITests {
     let config: TestConfig
     let home: TempDir

@@ -1,6 +1,7 @@
 @testable import BDBatch
 import BDCore
 import BDStore
+import BDTestSupport
 import Foundation
 import GRDB
 import Logging

@@ -1,4 +1,5 @@
 @testable import BDCore
+import BDTestSupport
 import Testing
 
 /// The tar stream between a user's tar and the engine: whatever headers come in, what goes out

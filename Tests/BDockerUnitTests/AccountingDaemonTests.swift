@@ -5,6 +5,7 @@ import BDClient
 import BDConfig
 import BDCore
 import BDStore
+import BDTestSupport
 import Foundation
 import GRDB
 import Logging

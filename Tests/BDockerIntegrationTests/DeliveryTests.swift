@@ -3,6 +3,7 @@ import BDBatch
 import BDClient
 import BDCore
 import BDStore
+import BDTestSupport
 import Foundation
 import GRDB
 import Logging
@@ -10,7 +11,7 @@ import Testing
 
 /// The working node's records reaching the accounting daemon (a real bdockerd process) and
 /// Grid Engine's own `qacct` reading the file it writes.
-@Suite("Accounting delivery", .serialized)
+@Suite("Accounting delivery", .serialized, .requires(.root, .cgroupsV1, .testUsers, .dockerEngine, .qacct))
 struct DeliveryTests {
     /// An accounting daemon process on its own port, database and accounting file.
     final class AccountingDaemon: @unchecked Sendable {

@@ -1,13 +1,14 @@
 import BDAPI
 import BDCore
 import BDCredentials
+import BDTestSupport
 import Foundation
 import Logging
 import Testing
 
 /// `bdocker configure` and `bdocker clean` as the prolog and epilog run them: the real binary,
 /// as root, for a real non-root user from tools/test-env.sh.
-@Suite("CLI configure/clean", .serialized)
+@Suite("CLI configure/clean", .serialized, .requires(.root, .cgroupsV1, .testUsers))
 struct CLIAdminTests {
     let config: TestConfig
 

@@ -2,6 +2,7 @@
 import BDConfig
 import BDCore
 import BDStore
+import BDTestSupport
 import Foundation
 import Testing
 
@@ -164,6 +165,19 @@ struct NumberSafetyTests {
         #expect(usage.mem.isFinite && usage.cpu.isFinite)
     }
 
+    /// Rows from before counters were clamped may hold any Int64; usage is still finite and never negative.
+    @Test(arguments: [(Int64.max, Int64.min), (Int64.min, Int64.max), (Int64.min, Int64.min), (Int64.max, Int64.max)])
+    func storedCountersAtTheInt64ExtremesDoNotTrap(tree: Int64, common: Int64) {
+        for onlyDocker in [true, false] {
+            let s1 = SampleRecord(jobID: 1, takenAt: 0, cpuNanosTree: tree, cpuNanosCommon: common, memBytesTree: tree,
+                                  memBytesCommon: common, maxMemBytesTree: tree)
+            var s2 = s1
+            s2.takenAt = 10
+            let usage = JobUsage.compute(samples: [s1, s2], onlyDocker: onlyDocker)
+            for value in [usage.cpu, usage.mem, usage.maxvmem] { #expect(value.isFinite && value >= 0) }
+        }
+    }
+
     // MARK: accounting records
 
     static func batchSettings(includeWallclock: Bool, defaultRuWallclock: Double) throws -> Settings.Batch {
@@ -225,31 +239,21 @@ struct NumberSafetyTests {
         }
     }
 
-    @Test(arguments: ["99999999999999999999", "-1", "1e3", "nan"])
-    func accountingIntegerFieldsAreRangeChecked(_ value: String) throws {
+    /// Field 5 is job_number (an integer), field 36 cpu (a decimal): out-of-range or non-numeric
+    /// text in either is refused, and the error names the field.
+    @Test(arguments: [(5, "job_number", "99999999999999999999"), (5, "job_number", "-1"), (5, "job_number", "1e3"),
+                      (5, "job_number", "nan"), (36, "cpu", "1e400"), (36, "cpu", "nan"), (36, "cpu", "inf"),
+                      (36, "cpu", "-1.0")])
+    func accountingNumericFieldsAreRangeChecked(field: Int, name: String, value: String) throws {
         var fields = SGEAccountingRecord(qname: "q", hostname: "h", group: "g", owner: "o", jobName: "j", jobNumber: 1,
                                          submissionTime: 1, startTime: 2, endTime: 3).line()
             .split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        fields[5] = value  // job_number
+        fields[field] = value
         #expect {
             try SGEAccountingRecord.parse(fields.joined(separator: ":"))
         } throws: { error in
             guard case BDockerError.invalidInput(let message) = error else { return false }
-            return message.contains("job_number") && message.contains(value)
-        }
-    }
-
-    @Test(arguments: ["1e400", "nan", "inf", "-1.0"])
-    func accountingDecimalFieldsAreRangeChecked(_ value: String) throws {
-        var fields = SGEAccountingRecord(qname: "q", hostname: "h", group: "g", owner: "o", jobName: "j", jobNumber: 1,
-                                         submissionTime: 1, startTime: 2, endTime: 3).line()
-            .split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        fields[36] = value  // cpu
-        #expect {
-            try SGEAccountingRecord.parse(fields.joined(separator: ":"))
-        } throws: { error in
-            guard case BDockerError.invalidInput(let message) = error else { return false }
-            return message.contains("cpu")
+            return message.contains(name)
         }
     }
 

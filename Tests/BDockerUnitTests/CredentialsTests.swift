@@ -1,6 +1,7 @@
 import BDCore
 import BDCredentials
 import BDStore
+import BDTestSupport
 import Foundation
 import GRDB
 import Testing

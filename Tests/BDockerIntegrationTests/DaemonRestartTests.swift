@@ -2,12 +2,13 @@ import BDBatch
 import BDClient
 import BDCore
 import BDStore
+import BDTestSupport
 import Foundation
 import GRDB
 import Testing
 
 /// bdockerd as a real process: killed with SIGKILL while a job runs, started again.
-@Suite("Daemon restart")
+@Suite("Daemon restart", .requires(.root, .cgroupsV1, .testUsers))
 struct DaemonRestartTests {
     /// Starts `bdockerd --config` and waits until it answers on its socket.
     func startDaemon(_ config: TestConfig) async throws -> Process {

@@ -1,5 +1,6 @@
 import BDCore
 import BDStore
+import BDTestSupport
 import Foundation
 import GRDB
 import Testing

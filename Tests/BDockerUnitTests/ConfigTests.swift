@@ -1,4 +1,5 @@
 import BDConfig
+import BDTestSupport
 import Foundation
 import Testing
 

@@ -2,6 +2,7 @@ import BDAPI
 import BDBatch
 import BDCore
 import BDStore
+import BDTestSupport
 import Foundation
 import GRDB
 import Logging
@@ -10,7 +11,7 @@ import Testing
 /// The batch module on the real cgroup v1 tree and the test Docker engine: an SGE-like job
 /// (a spool directory with `config` and `pid`, a shepherd process), configure, containers,
 /// monitor, clean.
-@Suite("Batch on real cgroups", .serialized)
+@Suite("Batch on real cgroups", .serialized, .requires(.root, .cgroupsV1, .testUsers, .dockerEngine))
 struct BatchIntegrationTests {
     /// A pretend SGE job: spool dir and a shepherd shell that, once told, burns CPU itself
     /// (in COMMON) and then idles until the epilog.

@@ -1,6 +1,7 @@
 import BDBatch
 import BDCore
 import BDStore
+import BDTestSupport
 import Foundation
 import GRDB
 import Logging
@@ -49,7 +50,7 @@ struct AcctToolTests {
         return text.dropFirst(SGEAccountingRecord.fileHeader.count).split(separator: "\n").map(String.init)
     }
 
-    @Test func theExportIsTheDaemonsFileAndQacctReadsEveryJob() async throws {
+    @Test(.requires(.qacct)) func theExportIsTheDaemonsFileAndQacctReadsEveryJob() async throws {
         let file = try await export()
         #expect(try String(contentsOfFile: file, encoding: .utf8) == String(contentsOfFile: daemonFile, encoding: .utf8))
         guard FileManager.default.isExecutableFile(atPath: Qacct.path) else { return }
@@ -65,7 +66,7 @@ struct AcctToolTests {
     }
 
     /// `summary --by X --json` against `qacct -o/-h/-q/-A` on the export.
-    @Test(arguments: [("owner", "-o"), ("host", "-h"), ("queue", "-q"), ("account", "-A")])
+    @Test(.requires(.qacct), arguments: [("owner", "-o"), ("host", "-h"), ("queue", "-q"), ("account", "-A")])
     func summariesMatchQacct(_ by: String, _ qacctOption: String) async throws {
         let result = try await acct(["summary", "--database", database, "--by", by, "--json"])
         #expect(result.status == 0, "\(result.stderr)")

@@ -1,13 +1,14 @@
 import BDAPI
 import BDClient
 import BDCore
+import BDTestSupport
 import Foundation
 import Logging
 import Testing
 
 /// Each attack of docs/SECURITY.md, run as a real non-root user (bdtest1, bdtest2) against the
 /// real engine, the real `bdocker` binary and the daemon's unix socket.
-@Suite("Security: attacks by job users", .serialized)
+@Suite("Security: attacks by job users", .serialized, .requires(.root, .cgroupsV1, .testUsers, .dockerEngine))
 struct SecurityTests {
     typealias Node = ContainerCommandTests.Node
 

@@ -2,6 +2,7 @@ import BDBatch
 import BDConfig
 import BDCore
 import BDStore
+import BDTestSupport
 import Foundation
 import GRDB
 import Logging
