@@ -27,22 +27,29 @@ let package = Package(
         // Typed errors and small helpers every module shares.
         .target(name: "BDCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // INI reader and validated settings.
-        .target(name: "BDConfig", dependencies: ["BDCore"]),
+        .target(name: "BDConfig", dependencies: ["BDCore", .product(name: "Logging", package: "swift-log")]),
         // SQLite (GRDB) database setup and the migrator over migrations/*.sql.
         .target(name: "BDStore", dependencies: [
-            "BDCore", "BDConfig",
+            "BDCore",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        // TokenController and the authorization rules.
+        // TokenController, its drivers' registry and the authorization rules.
         .target(name: "BDCredentials", dependencies: [
             "BDCore", "BDStore",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // Working-node and accounting controllers, cgroups, monitor, SGE accounting format.
+        // The accounting daemon's data: the SGE record, its store, ledger, file and reader, and
+        // the wire types the working node sends it. All `bdocker-acct` needs.
+        .target(name: "BDAccounting", dependencies: [
+            "BDCore", "BDStore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Batch systems: WNController → CgroupsWNController → SGEWNController, their registry,
+        // cgroup v1 files, job limits.
         .target(name: "BDBatch", dependencies: [
             "BDCore", "BDConfig", "BDStore",
-            .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Docker Engine API client.
@@ -62,67 +69,72 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ]),
-        // HTTP routes of both daemon roles; the one place errors become status codes.
+        // What a working node does, independent of HTTP: configure/clean, containers, pinned
+        // binds, copies through the user's tar, the monitor, usage and the accounting outbox.
+        .target(name: "BDWorkingNode", dependencies: [
+            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAccounting", "BDClient", "CBDSystem",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        // HTTP: routes of both roles, the request context and listeners, streaming replies, the
+        // one place errors become status codes, and the daemon's wiring.
         .target(name: "BDAPI", dependencies: [
-            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDClient", "CBDSystem",
+            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAccounting", "BDWorkingNode",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "bdockerd", dependencies: [
             "BDCore", "BDConfig", "BDStore", "BDAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "bdocker", dependencies: [
             "BDCore", "BDConfig", "BDClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "bdocker-acct", dependencies: [
-            "BDCore", "BDConfig", "BDStore", "BDBatch",
+            "BDCore", "BDConfig", "BDAccounting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Benchmarks that print numbers: `swift run -c release bdocker-bench monitor`.
         .executableTarget(name: "bdocker-bench", dependencies: [
-            "BDBatch", "BDConfig", "BDStore",
+            "BDBatch", "BDConfig", "BDStore", "BDWorkingNode",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Accounting benchmark: `swift build -c release && .build/release/bench-accounting`.
         .executableTarget(name: "bench-accounting", dependencies: [
-            "BDBatch", "BDClient", "BDCore", "BDStore",
+            "BDAccounting", "BDClient", "BDCore", "BDStore",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // What both test targets share: temp dirs, test configs, in-process daemons, the test
         // environment and the `.requires(...)` trait that skips a test when its part is missing.
         .target(name: "BDTestSupport", dependencies: [
-            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDAPI",
+            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDWorkingNode", "BDAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/BDTestSupport"),
         // Pure tests: no root, no engine, no cgroups; `swift test` runs them anywhere in seconds.
         .testTarget(name: "BDockerUnitTests", dependencies: [
-            "BDTestSupport", "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAPI", "BDClient",
+            "BDTestSupport", "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDAccounting", "BDWorkingNode", "BDDocker", "BDAPI", "BDClient",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Tests of the real parts: Docker engine, registry, cgroups v1, Grid Engine, real users.
         // Each declares what it needs and is skipped, with the reason, where that is missing.
         .testTarget(name: "BDockerIntegrationTests", dependencies: [
-            "BDTestSupport", "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAPI", "BDClient",
+            "BDTestSupport", "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDAccounting", "BDWorkingNode", "BDDocker", "BDAPI", "BDClient",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

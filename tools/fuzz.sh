@@ -50,8 +50,8 @@ export SWIFT_BACKTRACE=enable=no
 declare -A sources=(
     [ini]="Sources/BDConfig/INIFile.swift"
     [sge-spool]="Sources/BDBatch/JobLimits.swift Sources/BDBatch/SGESpoolParsing.swift"
-    [sge-accounting]="Sources/BDBatch/SGEAccounting.swift"
-    [requests]="Sources/BDCore/Wire.swift Sources/BDCore/WireContainers.swift Sources/BDBatch/AccountingWire.swift Sources/BDBatch/SGEAccounting.swift"
+    [sge-accounting]="Sources/BDAccounting/SGEAccounting.swift"
+    [requests]="Sources/BDCore/Wire.swift Sources/BDCore/WireContainers.swift Sources/BDAccounting/AccountingWire.swift Sources/BDAccounting/SGEAccounting.swift"
 )
 scratch=$(mktemp -d /tmp/bdocker-fuzz.XXXXXX)
 keep=0

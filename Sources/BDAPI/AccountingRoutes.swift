@@ -1,4 +1,4 @@
-import BDBatch
+import BDAccounting
 import BDCore
 import BDCredentials
 import BDStore

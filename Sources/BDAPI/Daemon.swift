@@ -4,6 +4,7 @@ import BDCore
 import BDCredentials
 import BDDocker
 import BDStore
+import BDWorkingNode
 import Foundation
 import GRDB
 import Hummingbird
@@ -124,20 +125,5 @@ struct BackgroundService: Service {
         await cancelWhenGracefulShutdown {
             await body()
         }
-    }
-}
-
-/// Credentials drivers by the name `[credentials] controller` uses. A new driver is a new type
-/// conforming to `TokenController` and one line here.
-public enum CredentialsRegistry {
-    typealias Factory = @Sendable (DatabasePool, AdminToken) -> any TokenController
-    static let drivers: [(name: String, make: Factory)] = [
-        (SQLiteTokenController.name, { SQLiteTokenController(pool: $0, adminToken: $1) }),
-    ]
-
-    public static var names: [String] { drivers.map(\.name) }
-
-    static func make(name: String, pool: DatabasePool, adminToken: AdminToken) -> (any TokenController)? {
-        drivers.first { $0.name == name }?.make(pool, adminToken)
     }
 }

@@ -1,6 +1,7 @@
 import BDCore
 import BDCredentials
 import BDStore
+import BDWorkingNode
 import Hummingbird
 import Logging
 

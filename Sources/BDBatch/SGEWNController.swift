@@ -51,18 +51,3 @@ public struct SGEWNController: CgroupsWNController {
         return details
     }
 }
-
-/// Working-node controllers by `[batch] controller` name. A new batch system: one line here.
-public enum BatchRegistry {
-    static let working: [any WNController.Type] = [SGEWNController.self]
-
-    public static var names: [String] { working.flatMap { $0.names } }
-
-    public static func make(settings: Settings, logger: Logger) throws -> any WNController {
-        guard let type = working.first(where: { $0.names.contains(settings.batch.controller) }) else {
-            throw settings.error("batch", "controller", "'\(settings.batch.controller)' is not a working-node controller; known: "
-                                 + names.joined(separator: ", "))
-        }
-        return try type.init(settings: settings, logger: logger)
-    }
-}

@@ -53,3 +53,18 @@ extension TokenController {
         return try await authenticate(presented)
     }
 }
+
+/// Credentials drivers by the name `[credentials] controller` uses. A new driver is a new type
+/// conforming to `TokenController` and one line here.
+public enum CredentialsRegistry {
+    public typealias Factory = @Sendable (DatabasePool, AdminToken) -> any TokenController
+    public static let drivers: [(name: String, make: Factory)] = [
+        (SQLiteTokenController.name, { SQLiteTokenController(pool: $0, adminToken: $1) }),
+    ]
+
+    public static var names: [String] { drivers.map(\.name) }
+
+    public static func make(name: String, pool: DatabasePool, adminToken: AdminToken) -> (any TokenController)? {
+        drivers.first { $0.name == name }?.make(pool, adminToken)
+    }
+}

@@ -1,5 +1,5 @@
 import ArgumentParser
-import BDBatch
+import BDAccounting
 import BDConfig
 import BDCore
 import Foundation

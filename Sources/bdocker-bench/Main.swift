@@ -1,6 +1,7 @@
 import BDBatch
 import BDConfig
 import BDStore
+import BDWorkingNode
 import Foundation
 import GRDB
 import Logging

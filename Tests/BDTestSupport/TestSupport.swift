@@ -3,6 +3,7 @@ import BDConfig
 import BDCore
 import BDCredentials
 import BDStore
+import BDWorkingNode
 import Foundation
 import Hummingbird
 import Logging

@@ -1,8 +1,10 @@
 import BDAPI
+import BDAccounting
 import BDBatch
 import BDCore
 import BDStore
 import BDTestSupport
+import BDWorkingNode
 import Foundation
 import GRDB
 import Logging

@@ -1,3 +1,4 @@
+import BDAccounting
 import BDBatch
 import BDClient
 import BDCore

@@ -1,9 +1,11 @@
 import BDAPI
+import BDAccounting
 import BDBatch
 import BDClient
 import BDCore
 import BDStore
 import BDTestSupport
+import BDWorkingNode
 import Foundation
 import GRDB
 import Logging

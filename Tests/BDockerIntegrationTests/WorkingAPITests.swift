@@ -6,6 +6,7 @@ import BDCore
 import BDCredentials
 import BDStore
 import BDTestSupport
+import BDWorkingNode
 import Foundation
 import GRDB
 import Logging

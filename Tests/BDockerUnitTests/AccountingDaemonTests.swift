@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import BDAPI
+import BDAccounting
 import BDBatch
 import BDClient
 import BDConfig

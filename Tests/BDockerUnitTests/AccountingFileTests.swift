@@ -1,3 +1,4 @@
+@testable import BDAccounting
 @testable import BDBatch
 import BDCore
 import BDStore

@@ -3,6 +3,7 @@ import BDConfig
 import BDCore
 import BDStore
 import BDTestSupport
+import BDWorkingNode
 import Foundation
 import GRDB
 import Logging

@@ -1,8 +1,10 @@
+@testable import BDAccounting
 @testable import BDBatch
 import BDConfig
 import BDCore
 import BDStore
 import BDTestSupport
+import BDWorkingNode
 import Foundation
 import Testing
 

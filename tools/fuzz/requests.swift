@@ -1,5 +1,5 @@
 // Fuzz target: the JSON bodies of both APIs (Sources/BDCore/Wire*.swift,
-// Sources/BDBatch/AccountingWire.swift, SGEAccountingRecord's JSON form).
+// Sources/BDAccounting/AccountingWire.swift, SGEAccountingRecord's JSON form).
 // Invariants: decoding never traps; whatever decodes encodes, and decodes again to the same
 // encoding.
 import Foundation

@@ -1,4 +1,4 @@
-// Fuzz target: the SGE accounting line parser (Sources/BDBatch/SGEAccounting.swift).
+// Fuzz target: the SGE accounting line parser (Sources/BDAccounting/SGEAccounting.swift).
 // Invariants: nothing traps; a refusal is an invalidInput with a message; a parsed record
 // renders to a line that qacct splits into 45 non-empty fields, that is no comment and no more
 // than one line, and that parses back to the same line, key and JSON.

@@ -1,4 +1,4 @@
-import BDBatch
+import BDAccounting
 import BDClient
 import BDCore
 import BDStore

@@ -1,4 +1,3 @@
-import BDBatch
 import BDCore
 import BDCredentials
 import BDDocker
@@ -17,7 +16,7 @@ extension WorkingNode {
     /// (the monitor enforces the job's own limit on the whole tree).
     static let minimumMemoryBytes: Int64 = 6 << 20
 
-    func engine() throws(BDockerError) -> DockerEngine {
+    public func engine() throws(BDockerError) -> DockerEngine {
         guard let docker else { throw .unavailable("this daemon has no Docker engine configured ([dockerAPI] base_url)") }
         return docker
     }
@@ -30,7 +29,7 @@ extension WorkingNode {
 
     /// The image a pull request names, once its token is checked: what must hold before any
     /// progress streams.
-    func pullSource(_ request: PullRequest, caller: Caller) async throws(BDockerError) -> String {
+    public func pullSource(_ request: PullRequest, caller: Caller) async throws(BDockerError) -> String {
         _ = try await tokens.requireUserToken(request.token, caller: caller)
         let source = request.source.trimmingCharacters(in: .whitespaces)
         guard !source.isEmpty else { throw .invalidInput("an image name is required, e.g. busybox:latest") }
@@ -219,7 +218,7 @@ extension WorkingNode {
         }
     }
 
-    func ownedContainer(_ token: String?, _ reference: String, caller: Caller) async throws(BDockerError) -> (id: String, session: UserSession) {
+    public func ownedContainer(_ token: String?, _ reference: String, caller: Caller) async throws(BDockerError) -> (id: String, session: UserSession) {
         let session = try await tokens.requireUserToken(token, caller: caller)
         let owned = try await ownedContainers(session)
         return (try AccessPolicy.resolveContainer(reference, owned: owned.map { ($0, []) }), session)

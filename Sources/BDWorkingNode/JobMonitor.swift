@@ -1,3 +1,4 @@
+import BDBatch
 import BDConfig
 import BDCore
 import BDStore

@@ -1,3 +1,5 @@
+import BDAccounting
+import BDBatch
 import BDConfig
 import BDStore
 import Foundation
