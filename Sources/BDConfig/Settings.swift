@@ -38,6 +38,9 @@ public struct Settings: Sendable, Equatable {
         public var bindStaging: String = Server.defaultBindStaging
 
         public static let defaultSocket = "/run/bdocker/bdockerd.sock"
+
+        /// The one place the default database path is spelled: one file per role.
+        public static func defaultDatabase(for role: Role) -> String { "/var/lib/bdocker/\(role.rawValue).sqlite" }
         public static let defaultBindStaging = "/run/bdocker/binds"
     }
 

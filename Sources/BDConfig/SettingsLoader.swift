@@ -17,18 +17,98 @@ public enum SettingsLoader {
         try settings(from: INIFile.load(path: path))
     }
 
-    /// The keys each section may hold; anything else is reported as a warning.
-    static let knownKeys: [String: Set<String>] = [
-        "resource": ["role"],
-        "server": ["host", "port", "logging", "logging_file", "workers", "timeout", "time_out",
-                   "database", "migrations_dir", "socket", "listen_tcp", "idle_timeout",
-                   "max_connections_per_user", "max_copy_bytes", "bind_staging"],
-        "batch": ["controller", "enable_cgroups", "cgroups_dir", "parent_cgroup", "accounting_endpoint",
-                  "only_docker_accounting", "monitoring_time", "include_wallclock",
-                  "default_ru_wallclock", "bdocker_accounting", "container_pids_limit",
-                  "max_containers_per_job"],
-        "credentials": ["controller", "token_store", "token_client_file", "admin_token_file"],
-        "dockerAPI": ["base_url"],
+    /// The keys each section may hold, from the tables below; anything else is a warning.
+    static var knownKeys: [String: Set<String>] {
+        [
+            "resource": ["role"],
+            "server": Set(serverKeys.map(\.name)),
+            "batch": Set(batchKeys.map(\.name)),
+            "credentials": Set(credentialKeys.map(\.name)).union(["token_store"]),
+            "dockerAPI": Set(dockerKeys.map(\.name)),
+        ]
+    }
+
+    // One table per section: each key's name, how its text is checked, and where it goes.
+    // Keys are read in table order, so a key whose check needs another (time_out) follows it.
+
+    static let serverKeys: [Key<Settings.Server>] = [
+        .string("host", \.host),
+        .int("port", \.port, in: 1...65535),
+        .custom("logging") { r, key, server throws(ConfigError) in
+            guard let level = try r.string("server", key) else { return }
+            guard let parsed = parseLogLevel(level) else {
+                throw r.error("server", key, "'\(level)' is not a logging level; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+            }
+            server.logLevel = parsed
+        },
+        .string("logging_file", \.loggingFile),
+        .int("workers", \.workers, in: 1...1024),
+        .int("timeout", \.timeout, in: 1...86_400),
+        // The original's spelling; refused when both are set, so neither silently wins.
+        .custom("time_out") { r, key, server throws(ConfigError) in
+            guard let timeout = try r.int("server", key, in: 1...86_400) else { return }
+            if r.ini.entry("server", "timeout") != nil {
+                throw r.error("server", key, "both 'timeout' and its old spelling 'time_out' are set; keep one")
+            }
+            server.timeout = timeout
+        },
+        .path("database", \.database),
+        .path("migrations_dir", \.migrationsDir),
+        .path("socket", \.socket),
+        .bool("listen_tcp", \.listenTCP),
+        .int("idle_timeout", \.idleTimeout, in: 1...3600),
+        .int("max_connections_per_user", \.maxConnectionsPerUser, in: 1...100_000),
+        .custom("max_copy_bytes") { r, key, server throws(ConfigError) in
+            if let bytes = try r.byteSize("server", key) { server.maxCopyBytes = bytes }
+        },
+        .path("bind_staging", \.bindStaging),
+    ]
+
+    static let batchKeys: [Key<Settings.Batch>] = [
+        .string("controller", \.controller),
+        .bool("enable_cgroups", \.enableCgroups),
+        .path("cgroups_dir", \.cgroupsDir),
+        .custom("parent_cgroup") { r, key, batch throws(ConfigError) in
+            guard let parent = try r.string("batch", key) else { return }
+            // A cgroup path relative to each controller's root: one leading slash, no '..'.
+            let parts = parent.split(separator: "/").map(String.init)
+            if parts.contains("..") || parts.contains(".") {
+                throw r.error("batch", key, "'\(parent)' may not contain '.' or '..'")
+            }
+            batch.parentCgroup = "/" + parts.joined(separator: "/")
+        },
+        .custom("accounting_endpoint") { r, key, batch throws(ConfigError) in
+            batch.accountingEndpoint = try r.url("batch", key)
+        },
+        .bool("only_docker_accounting", \.onlyDockerAccounting),
+        .double("monitoring_time", \.monitoringTime, min: 0.1),
+        .bool("include_wallclock", \.includeWallclock),
+        .double("default_ru_wallclock", \.defaultRuWallclock, min: 0),
+        .path("bdocker_accounting", \.bdockerAccounting),
+        .int("container_pids_limit", \.containerPidsLimit, in: 16...4_194_304),
+        .int("max_containers_per_job", \.maxContainersPerJob, in: 1...10_000),
+    ]
+
+    static let credentialKeys: [Key<Settings.Credentials>] = [
+        .string("controller", \.controller),
+        .custom("token_client_file") { r, key, credentials throws(ConfigError) in
+            guard let file = try r.string("credentials", key) else { return }
+            guard !file.contains("/") else {
+                throw r.error("credentials", key, "'\(file)' must be a file name in the user's HOME, not a path")
+            }
+            credentials.tokenClientFile = file
+        },
+        .path("admin_token_file", \.adminTokenFile),
+    ]
+
+    static let dockerKeys: [Key<Settings.Docker>] = [
+        .custom("base_url") { r, key, docker throws(ConfigError) in
+            guard let url = try r.string("dockerAPI", key) else { return }
+            guard ["unix://", "tcp://", "http://"].contains(where: { url.hasPrefix($0) }) else {
+                throw r.error("dockerAPI", key, "'\(url)' must start with unix://, tcp:// or http://")
+            }
+            docker.baseURL = url
+        },
     ]
 
     public static func settings(from ini: INIFile) throws(ConfigError) -> Settings {
@@ -38,101 +118,42 @@ public enum SettingsLoader {
             throw r.error("resource", "role", "'\(roleText)' is not a role; use 'working' or 'accounting'")
         }
 
-        var server = Settings.Server(database: "/var/lib/bdocker/\(role.rawValue).sqlite")
         try r.requireSection("server")
-        server.host = try r.string("server", "host") ?? server.host
-        server.port = try r.int("server", "port", in: 1...65535) ?? server.port
-        if let level = try r.string("server", "logging") {
-            guard let parsed = parseLogLevel(level) else {
-                throw r.error("server", "logging",
-                              "'\(level)' is not a logging level; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
-            }
-            server.logLevel = parsed
-        }
-        server.loggingFile = try r.string("server", "logging_file")
-        server.workers = try r.int("server", "workers", in: 1...1024) ?? server.workers
-        if ini.entry("server", "timeout") != nil && ini.entry("server", "time_out") != nil {
-            throw r.error("server", "time_out", "both 'timeout' and its old spelling 'time_out' are set; keep one")
-        }
-        if let timeout = try r.int("server", "timeout", in: 1...86_400) {
-            server.timeout = timeout
-        } else if let timeout = try r.int("server", "time_out", in: 1...86_400) {
-            server.timeout = timeout
-        }
-        server.database = try r.path("server", "database") ?? server.database
-        server.migrationsDir = try r.path("server", "migrations_dir")
-        server.socket = try r.path("server", "socket") ?? server.socket
-        server.listenTCP = try r.bool("server", "listen_tcp") ?? server.listenTCP
-        server.idleTimeout = try r.int("server", "idle_timeout", in: 1...3600) ?? server.idleTimeout
-        server.maxConnectionsPerUser = try r.int("server", "max_connections_per_user", in: 1...100_000) ?? server.maxConnectionsPerUser
-        server.maxCopyBytes = try r.byteSize("server", "max_copy_bytes") ?? server.maxCopyBytes
-        server.bindStaging = try r.path("server", "bind_staging") ?? server.bindStaging
+        var server = Settings.Server(database: Settings.Server.defaultDatabase(for: role))
+        try r.read("server", serverKeys, into: &server)
 
         try r.requireSection("batch")
         var batch = Settings.Batch(controller: try r.required("batch", "controller"))
-        batch.enableCgroups = try r.bool("batch", "enable_cgroups") ?? batch.enableCgroups
-        batch.cgroupsDir = try r.path("batch", "cgroups_dir") ?? batch.cgroupsDir
-        if let parent = try r.string("batch", "parent_cgroup") {
-            // A cgroup path relative to each controller's root: one leading slash, no '..'.
-            let parts = parent.split(separator: "/").map(String.init)
-            if parts.contains("..") || parts.contains(".") {
-                throw r.error("batch", "parent_cgroup", "'\(parent)' may not contain '.' or '..'")
-            }
-            batch.parentCgroup = "/" + parts.joined(separator: "/")
-        }
-        batch.accountingEndpoint = try r.url("batch", "accounting_endpoint")
-        batch.onlyDockerAccounting = try r.bool("batch", "only_docker_accounting") ?? batch.onlyDockerAccounting
-        batch.monitoringTime = try r.double("batch", "monitoring_time", min: 0.1) ?? batch.monitoringTime
-        batch.includeWallclock = try r.bool("batch", "include_wallclock") ?? batch.includeWallclock
-        batch.defaultRuWallclock = try r.double("batch", "default_ru_wallclock", min: 0) ?? batch.defaultRuWallclock
-        batch.bdockerAccounting = try r.path("batch", "bdocker_accounting")
-        batch.containerPidsLimit = try r.int("batch", "container_pids_limit", in: 16...4_194_304) ?? batch.containerPidsLimit
-        batch.maxContainersPerJob = try r.int("batch", "max_containers_per_job", in: 1...10_000) ?? batch.maxContainersPerJob
+        try r.read("batch", batchKeys, into: &batch)
         if role == .accounting && batch.bdockerAccounting == nil {
-            throw r.error("batch", "bdocker_accounting",
-                          "key is missing: the accounting daemon needs the file it appends SGE lines to")
+            throw r.error("batch", "bdocker_accounting", "key is missing: the accounting daemon needs the file it appends SGE lines to")
         }
 
         var credentials = Settings.Credentials()
-        var warnings: [String] = []
-        if ini.hasSection("credentials") {
-            credentials.controller = try r.string("credentials", "controller") ?? credentials.controller
-            if let file = try r.string("credentials", "token_client_file") {
-                guard !file.contains("/") else {
-                    throw r.error("credentials", "token_client_file",
-                                  "'\(file)' must be a file name in the user's HOME, not a path")
-                }
-                credentials.tokenClientFile = file
-            }
-            credentials.adminTokenFile = try r.path("credentials", "admin_token_file") ?? credentials.adminTokenFile
-            if let store = ini.entry("credentials", "token_store") {
-                let what = store.value.hasSuffix(".yml") || store.value.hasSuffix(".yaml") ? "the YAML token store" : "the token store"
-                warnings.append("\(ini.path):\(store.line): [credentials] token_store = \(store.value): "
-                    + "\(what) is no longer used; user tokens now live (hashed) in the SQLite database "
-                    + "[server] database = \(server.database), and the admin token is read from "
-                    + "[credentials] admin_token_file = \(credentials.adminTokenFile). Remove this line.")
-            }
-        } else if role == .working {
-            throw ConfigError(file: ini.path, section: "credentials", "section is missing")
-        }
+        if role == .working { try r.requireSection("credentials") }
+        try r.read("credentials", credentialKeys, into: &credentials)
 
         var docker = Settings.Docker()
         if role == .working {
-            try r.requireSection("dockerAPI")
-            docker.baseURL = try r.required("dockerAPI", "base_url")
-            let allowed = ["unix://", "tcp://", "http://"]
-            guard allowed.contains(where: { docker.baseURL.hasPrefix($0) }) else {
-                throw r.error("dockerAPI", "base_url",
-                              "'\(docker.baseURL)' must start with unix://, tcp:// or http://")
-            }
+            _ = try r.required("dockerAPI", "base_url")
+            try r.read("dockerAPI", dockerKeys, into: &docker)
         }
 
+        var warnings: [String] = []
+        if let store = ini.entry("credentials", "token_store") {
+            let what = store.value.hasSuffix(".yml") || store.value.hasSuffix(".yaml") ? "the YAML token store" : "the token store"
+            warnings.append("\(ini.path):\(store.line): [credentials] token_store = \(store.value): "
+                + "\(what) is no longer used; user tokens now live (hashed) in the SQLite database "
+                + "[server] database = \(server.database), and the admin token is read from "
+                + "[credentials] admin_token_file = \(credentials.adminTokenFile). Remove this line.")
+        }
+        let known = knownKeys
         for section in ini.sectionOrder {
-            guard let known = knownKeys[section] else {
+            guard let keys = known[section] else {
                 warnings.append("\(ini.path): [\(section)] is not a bdocker section; it is ignored")
                 continue
             }
-            for (key, entry) in ini.sections[section]! where !known.contains(key) {
+            for (key, entry) in ini.sections[section]! where !keys.contains(key) {
                 warnings.append("\(ini.path):\(entry.line): [\(section)] \(key) is not a bdocker key; it is ignored")
             }
         }
@@ -156,9 +177,56 @@ public enum SettingsLoader {
     }
 }
 
+/// One configuration key: its name, and how its text is checked and stored into the
+/// section's settings (`S`). Absent keys leave the default.
+struct Key<S>: Sendable {
+    typealias Apply = @Sendable (Reader, String, inout S) throws(ConfigError) -> Void
+    let name: String
+    let apply: Apply
+
+    static func custom(_ name: String, _ apply: @escaping Apply) -> Key { Key(name: name, apply: apply) }
+
+    static func string(_ name: String, _ field: WritableKeyPath<S, String> & Sendable) -> Key {
+        Key(name: name) { r, key, s throws(ConfigError) in if let v = try r.string(r.section, key) { s[keyPath: field] = v } }
+    }
+
+    static func string(_ name: String, _ field: WritableKeyPath<S, String?> & Sendable) -> Key {
+        Key(name: name) { r, key, s throws(ConfigError) in if let v = try r.string(r.section, key) { s[keyPath: field] = v } }
+    }
+
+    static func path(_ name: String, _ field: WritableKeyPath<S, String> & Sendable) -> Key {
+        Key(name: name) { r, key, s throws(ConfigError) in if let v = try r.path(r.section, key) { s[keyPath: field] = v } }
+    }
+
+    static func path(_ name: String, _ field: WritableKeyPath<S, String?> & Sendable) -> Key {
+        Key(name: name) { r, key, s throws(ConfigError) in if let v = try r.path(r.section, key) { s[keyPath: field] = v } }
+    }
+
+    static func int(_ name: String, _ field: WritableKeyPath<S, Int> & Sendable, in range: ClosedRange<Int>) -> Key {
+        Key(name: name) { r, key, s throws(ConfigError) in if let v = try r.int(r.section, key, in: range) { s[keyPath: field] = v } }
+    }
+
+    static func double(_ name: String, _ field: WritableKeyPath<S, Double> & Sendable, min: Double) -> Key {
+        Key(name: name) { r, key, s throws(ConfigError) in if let v = try r.double(r.section, key, min: min) { s[keyPath: field] = v } }
+    }
+
+    static func bool(_ name: String, _ field: WritableKeyPath<S, Bool> & Sendable) -> Key {
+        Key(name: name) { r, key, s throws(ConfigError) in if let v = try r.bool(r.section, key) { s[keyPath: field] = v } }
+    }
+}
+
 /// Typed accessors over an `INIFile` that throw errors naming file, section and key.
 struct Reader {
     let ini: INIFile
+    /// The section `Key`s of the current `read` belong to.
+    var section = ""
+
+    /// Applies each key of the table to `value`, in table order.
+    func read<S>(_ section: String, _ keys: [Key<S>], into value: inout S) throws(ConfigError) {
+        var scoped = self
+        scoped.section = section
+        for key in keys { try key.apply(scoped, key.name, &value) }
+    }
 
     func error(_ section: String, _ key: String, _ problem: String) -> ConfigError {
         ConfigError(file: ini.path, section: section, key: key, line: ini.entry(section, key)?.line, problem)

@@ -138,7 +138,7 @@ struct Export: AsyncParsableCommand {
             }
             FileHandle.standardError.write(Data("bdocker-acct: \(count) record\(count == 1 ? "" : "s") written to \(output)\n".utf8))
         } catch {
-            exitWithError(error)
+            CommandLineExit.fail(error)
         }
     }
 }
@@ -168,9 +168,9 @@ struct Summary: AsyncParsableCommand {
             let body = rows.map { u in
                 [u.group, String(u.jobs), String(u.wallclock)] + [u.utime, u.stime, u.cpu, u.mem, u.io, u.iow].map { String(format: "%.3f", $0) }
             }
-            print(OutputFormat.table(header: header, rows: body, rightAligned: Set(1..<header.count), rule: "="), terminator: "")
+            print(TextTable(header: header, rows: body, rightAligned: Set(1..<header.count), rule: "=").render(), terminator: "")
         } catch {
-            exitWithError(error)
+            CommandLineExit.fail(error)
         }
     }
 }
@@ -233,7 +233,7 @@ struct SQL: AsyncParsableCommand {
                 let numeric = Set(result.columns.indices.filter { i in
                     !result.rows.isEmpty && result.rows.allSatisfy { $0[i].isNumber || $0[i] == .null }
                 })
-                print(OutputFormat.table(header: result.columns, rows: rows, rightAligned: numeric, rule: "-"), terminator: "")
+                print(TextTable(header: result.columns, rows: rows, rightAligned: numeric, rule: "-").render(), terminator: "")
             case .csv:
                 print(OutputFormat.csv(header: result.columns, rows: result.rows.map { $0.map(\.text) }), terminator: "")
             case .json:
@@ -242,7 +242,7 @@ struct SQL: AsyncParsableCommand {
                 }))
             }
         } catch {
-            exitWithError(error)
+            CommandLineExit.fail(error)
         }
     }
 }
@@ -284,20 +284,6 @@ struct JSONCell: Encodable {
 }
 
 enum OutputFormat {
-    /// Columns padded to their widest cell, a rule under the header.
-    static func table(header: [String], rows: [[String]], rightAligned: Set<Int>, rule: Character) -> String {
-        var widths = header.map(\.count)
-        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-        func render(_ cells: [String]) -> String {
-            cells.enumerated().map { i, cell in
-                let pad = String(repeating: " ", count: widths[i] - cell.count)
-                return rightAligned.contains(i) ? pad + cell : cell + pad
-            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
-        }
-        let ruleLine = String(repeating: rule, count: widths.reduce(0, +) + 2 * max(0, widths.count - 1)) + "\n"
-        return render(header) + ruleLine + rows.map(render).joined()
-    }
-
     /// RFC 4180: a cell with a comma, quote or line break is quoted, quotes doubled.
     static func csv(header: [String], rows: [[String]]) -> String {
         func cell(_ s: String) -> String {
@@ -312,11 +298,4 @@ enum OutputFormat {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
-}
-
-/// One line on stderr, exit 1: the shape every failure takes.
-func exitWithError(_ error: any Error) -> Never {
-    let message = (error as? BDockerError)?.message ?? String(describing: error)
-    FileHandle.standardError.write(Data("bdocker-acct: \(message)\n".utf8))
-    Foundation.exit(1)
 }

@@ -40,7 +40,7 @@ struct Configure: AsyncParsableCommand {
             }
             print(path)
         } catch {
-            exitWithError(error)
+            CommandLineExit.fail(error)
         }
     }
 }
@@ -88,7 +88,7 @@ struct Clean: AsyncParsableCommand {
             }
             print(try result.get())
         } catch {
-            exitWithError(error)
+            CommandLineExit.fail(error)
         }
     }
 }

@@ -45,10 +45,3 @@ struct ConnectionOptions: ParsableArguments {
         return DaemonClient(endpoint: "unix://" + Settings.Server.defaultSocket)
     }
 }
-
-/// Prints one clear line on stderr and exits non-zero; the shape every failure takes.
-func exitWithError(_ error: any Error, code: Int32 = 1) -> Never {
-    let message = (error as? BDockerError)?.message ?? String(describing: error)
-    FileHandle.standardError.write(Data("bdocker: \(message)\n".utf8))
-    Foundation.exit(code)
-}

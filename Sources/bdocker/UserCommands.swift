@@ -48,7 +48,7 @@ func guarded(_ body: () async throws -> Void) async {
     do {
         try await body()
     } catch {
-        exitWithError(error)
+        CommandLineExit.fail(error)
     }
 }
 
@@ -130,7 +130,7 @@ struct Ps: AsyncParsableCommand {
                 rows.forEach { print(String($0.id.prefix(12))) }
                 return
             }
-            print(PsTable.render(rows, now: Date()))
+            print(PsTable.render(rows, now: Date()), terminator: "")
         }
     }
 }
@@ -262,45 +262,14 @@ struct JSONText: Codable, Sendable {
     let text: String
 
     init(from decoder: any Decoder) throws {
-        let value = try AnyJSON(from: decoder)
-        let data = try JSONSerialization.data(withJSONObject: value.object, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed])
-        text = String(decoding: data, as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        text = String(decoding: try encoder.encode(try JSONValue(from: decoder)), as: UTF8.self)
     }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(text)
-    }
-}
-
-/// Decodes arbitrary JSON into Foundation objects for pretty printing.
-struct AnyJSON: Decodable {
-    let object: Any
-
-    init(from decoder: any Decoder) throws {
-        if var array = try? decoder.unkeyedContainer() {
-            var items: [Any] = []
-            while !array.isAtEnd { items.append(try array.decode(AnyJSON.self).object) }
-            object = items
-        } else if let keyed = try? decoder.container(keyedBy: AnyKey.self) {
-            var dict: [String: Any] = [:]
-            for key in keyed.allKeys { dict[key.stringValue] = try keyed.decode(AnyJSON.self, forKey: key).object }
-            object = dict
-        } else {
-            let single = try decoder.singleValueContainer()
-            if single.decodeNil() { object = NSNull() }
-            else if let b = try? single.decode(Bool.self) { object = b }
-            else if let i = try? single.decode(Int64.self) { object = i }
-            else if let d = try? single.decode(Double.self) { object = d }
-            else { object = try single.decode(String.self) }
-        }
-    }
-
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
     }
 }
 
@@ -311,11 +280,7 @@ enum PsTable {
         let cells = rows.map { r in
             [String(r.id.prefix(12)), r.image, "\"\(truncate(r.command, 20))\"", ago(r.created, now: now), r.status, r.ports, r.names]
         }
-        let widths = header.indices.map { i in ([header[i]] + cells.map { $0[i] }).map(\.count).max()! }
-        return ([header] + cells).map { row in
-            row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i] + 3, withPad: " ", startingAt: 0) }
-                .joined()
-        }.joined(separator: "\n")
+        return TextTable(header: header, rows: cells, gap: 3).render()
     }
 
     static func truncate(_ s: String, _ n: Int) -> String { s.count > n ? String(s.prefix(n - 1)) + "…" : s }

@@ -18,7 +18,7 @@ struct BDockerd: AsyncParsableCommand {
     var config: String?
 
     @Option(help: "Override [resource] role (working or accounting).")
-    var role: String?
+    var role: Role?
 
     @Flag(help: "Validate the configuration, show the database's migrations, and exit.")
     var checkConfig = false
@@ -29,14 +29,13 @@ struct BDockerd: AsyncParsableCommand {
         do {
             settings = try SettingsLoader.load(path: path)
         } catch {
-            fail("configuration error: \(error)", code: 78)  // EX_CONFIG
+            CommandLineExit.fail("configuration error: \(error)", code: 78)  // EX_CONFIG
         }
-        if let role {
-            guard let parsed = Role(rawValue: role) else { fail("--role must be 'working' or 'accounting', not '\(role)'", code: 64) }
+        if let parsed = role {
             if parsed != settings.role {
                 // The default database follows the role unless the file names one.
-                if settings.server.database == "/var/lib/bdocker/\(settings.role.rawValue).sqlite" {
-                    settings.server.database = "/var/lib/bdocker/\(parsed.rawValue).sqlite"
+                if settings.server.database == Settings.Server.defaultDatabase(for: settings.role) {
+                    settings.server.database = Settings.Server.defaultDatabase(for: parsed)
                 }
                 settings.role = parsed
             }
@@ -48,7 +47,7 @@ struct BDockerd: AsyncParsableCommand {
         do {
             try DaemonLogging.bootstrap(level: settings.server.logLevel, file: settings.server.loggingFile)
         } catch {
-            fail("\(error)", code: 78)
+            CommandLineExit.fail("\(error)", code: 78)
         }
         let logger = Logger(label: "bdockerd")
         for warning in settings.warnings { logger.warning("\(warning)") }
@@ -92,19 +91,17 @@ struct BDockerd: AsyncParsableCommand {
                 print("applied: \(state.applied.isEmpty ? "none" : state.applied.joined(separator: ", "))")
                 print("pending: \(state.pending.isEmpty ? "none" : state.pending.joined(separator: ", "))")
                 if !state.unknown.isEmpty {
-                    fail("database \(settings.server.database) has migrations this version does not know: \(state.unknown.joined(separator: ", "))", code: 1)
+                    CommandLineExit.fail("database \(settings.server.database) has migrations this version does not know: \(state.unknown.joined(separator: ", "))", code: 1)
                 }
             } else {
                 print("applied: none (the database does not exist yet; it is created at start)")
             }
         } catch {
-            fail("\(error)", code: 1)
+            CommandLineExit.fail("\(error)", code: 1)
         }
         Foundation.exit(0)
     }
 }
 
-func fail(_ message: String, code: Int32) -> Never {
-    FileHandle.standardError.write(Data("bdockerd: \(message)\n".utf8))
-    Foundation.exit(code)
-}
+/// `--role working|accounting`: ArgumentParser checks the value and lists the choices.
+extension Role: ExpressibleByArgument {}

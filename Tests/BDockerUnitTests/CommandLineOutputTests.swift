@@ -1,0 +1,50 @@
+@testable import BDConfig
+import BDCore
+import BDTestSupport
+import Foundation
+import Testing
+
+@Suite("Command-line output and the key tables")
+struct CommandLineOutputTests {
+    @Test func tablesPadToTheWidestCellAlignNumbersRightAndTrimLines() {
+        let table = TextTable(header: ["OWNER", "CPU"], rows: [["ann", "12.5"], ["bobby", "3"]], rightAligned: [1], rule: "=")
+        #expect(table.render() == """
+            OWNER   CPU
+            ===========
+            ann    12.5
+            bobby     3
+
+            """)
+        // docker ps's shape: three spaces, no rule, an empty last cell leaves no trailing blanks.
+        #expect(TextTable(header: ["ID", "NAMES"], rows: [["abc", ""]], gap: 3).render() == "ID    NAMES\nabc\n")
+    }
+
+    @Test func anyJSONKeepsIntegersExactAndNestsThrough() throws {
+        let text = #"{"Created": 1700000000123, "Ratio": 0.5, "Tags": ["a", null, true], "Nested": {"Empty": {}}}"#
+        let value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        #expect(value["Created"] == .int(1_700_000_000_123))
+        #expect(value["Ratio"] == .double(0.5))
+        #expect(value["Tags"] == .array([.string("a"), .null, .bool(true)]))
+        let again = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(value))
+        #expect(again == value)
+    }
+
+    /// Every key a section's table reads is documented in docs/configuration.md, under its section.
+    @Test func everyConfigKeyIsDocumented() throws {
+        let doc = try String(contentsOfFile: Repo.path("docs/configuration.md"), encoding: .utf8)
+        for (section, keys) in SettingsLoader.knownKeys {
+            let start = try #require(doc.range(of: "## [\(section)]"), "docs/configuration.md has no [\(section)] section")
+            let body = doc[start.upperBound...].prefix { $0 != "#" }
+            for key in keys {
+                #expect(body.contains("`\(key)`"), "[\(section)] \(key) is not documented in docs/configuration.md")
+            }
+        }
+    }
+
+    @Test func theDefaultDatabaseFollowsTheRole() throws {
+        for role in Role.allCases {
+            let ini = try INIFile(path: "t.cfg", text: "[resource]\nrole = \(role.rawValue)\n[server]\n[batch]\ncontroller = SGE\nbdocker_accounting = /x\n[credentials]\n[dockerAPI]\nbase_url = unix:///d.sock\n")
+            #expect(try SettingsLoader.settings(from: ini).server.database == "/var/lib/bdocker/\(role.rawValue).sqlite")
+        }
+    }
+}
