@@ -49,6 +49,7 @@ USAGE_LINES=15
 process_name() { echo "sge_$1"; }
 # shellcheck source=tools/lib/services.sh
 . "$(dirname "$0")/lib/services.sh"
+. "$(dirname "$0")/lib/template.sh"
 
 # The daemons' environment is inherited by every prolog, job and epilog: keep it minimal.
 clean_env() {
@@ -275,59 +276,10 @@ configure() {
     if qconf -shgrpl 2>/dev/null | grep -qx "$HOSTGROUP"; then q qconf -Mhgrp "$tmp/hgrp"
     else q qconf -Ahgrp "$tmp/hgrp"; fi
 
-    # load_thresholds NONE: the default np_load_avg alarm stops scheduling on a busy 2-core box.
-    cat >"$tmp/queue" <<EOF
-qname                 $QUEUE
-hostlist              $HOSTGROUP
-seq_no                0
-load_thresholds       NONE
-suspend_thresholds    NONE
-nsuspend              1
-suspend_interval      00:05:00
-priority              0
-min_cpu_interval      00:05:00
-processors            UNDEFINED
-qtype                 BATCH INTERACTIVE
-ckpt_list             NONE
-pe_list               NONE
-rerun                 FALSE
-slots                 $slots
-tmpdir                /tmp
-shell                 /bin/sh
-prolog                $pro
-epilog                $epi
-shell_start_mode      posix_compliant
-starter_method        NONE
-suspend_method        NONE
-resume_method         NONE
-terminate_method      NONE
-notify                00:00:60
-owner_list            NONE
-user_lists            NONE
-xuser_lists           NONE
-subordinate_list      NONE
-complex_values        NONE
-projects              NONE
-xprojects             NONE
-calendar              NONE
-initial_state         default
-s_rt                  INFINITY
-h_rt                  INFINITY
-s_cpu                 INFINITY
-h_cpu                 INFINITY
-s_fsize               INFINITY
-h_fsize               INFINITY
-s_data                INFINITY
-h_data                INFINITY
-s_stack               INFINITY
-h_stack               INFINITY
-s_core                INFINITY
-h_core                INFINITY
-s_rss                 INFINITY
-h_rss                 INFINITY
-s_vmem                INFINITY
-h_vmem                INFINITY
-EOF
+    # The queue's full definition is tools/templates/sge-queue.conf (qconf takes no comments).
+    # load_thresholds NONE there: the default np_load_avg alarm stops scheduling on a busy 2-core box.
+    render_template "$(dirname "$0")/templates/sge-queue.conf" "$tmp/queue" QUEUE="$QUEUE" HOSTGROUP="$HOSTGROUP" \
+        SLOTS="$slots" PROLOG="$pro" EPILOG="$epi"
     if qconf -sql 2>/dev/null | grep -qx "$QUEUE"; then q qconf -Mq "$tmp/queue"
     else q qconf -Aq "$tmp/queue"; fi
 

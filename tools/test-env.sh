@@ -54,6 +54,7 @@ USAGE_LINES=12
 process_name() { [[ $1 == registry ]] && echo docker-registry || echo "$1"; }
 # shellcheck source=tools/lib/services.sh
 . "$(dirname "$0")/lib/services.sh"
+. "$(dirname "$0")/lib/template.sh"
 
 # Prefer the client shipped with docker.io (same version as the engine); fall back to PATH.
 docker_cli() {
@@ -160,7 +161,7 @@ registry_answers() { curl -sf -o /dev/null --max-time 5 "http://$REGISTRY_ADDR/v
 
 write_registry_config() {
     mkdir -p "$REGISTRY_DIR/data"
-    cat >"$REGISTRY_CONF.tmp" <<EOF
+    render_template "$(dirname "$0")/templates/registry.yml" "$REGISTRY_CONF.tmp" REGISTRY_DIR="$REGISTRY_DIR" REGISTRY_ADDR="$REGISTRY_ADDR"
 # Written by tools/test-env.sh — private registry for bdocker integration tests.
 version: 0.1
 log:
