@@ -19,16 +19,6 @@ struct CommandLineOutputTests {
         #expect(TextTable(header: ["ID", "NAMES"], rows: [["abc", ""]], gap: 3).render() == "ID    NAMES\nabc\n")
     }
 
-    @Test func anyJSONKeepsIntegersExactAndNestsThrough() throws {
-        let text = #"{"Created": 1700000000123, "Ratio": 0.5, "Tags": ["a", null, true], "Nested": {"Empty": {}}}"#
-        let value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
-        #expect(value["Created"] == .int(1_700_000_000_123))
-        #expect(value["Ratio"] == .double(0.5))
-        #expect(value["Tags"] == .array([.string("a"), .null, .bool(true)]))
-        let again = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(value))
-        #expect(again == value)
-    }
-
     /// Every key a section's table reads is documented in docs/configuration.md, under its section.
     @Test func everyConfigKeyIsDocumented() throws {
         let doc = try String(contentsOfFile: Repo.path("docs/configuration.md"), encoding: .utf8)
