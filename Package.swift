@@ -105,7 +105,7 @@ let package = Package(
         ]),
         // Benchmarks that print numbers: `swift run -c release bdocker-bench monitor`.
         .executableTarget(name: "bdocker-bench", dependencies: [
-            "BDBatch", "BDConfig", "BDStore", "BDWorkingNode",
+            "BDBatch", "BDClient", "BDConfig", "BDCore", "BDStore", "BDWorkingNode",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
