@@ -103,16 +103,11 @@ let package = Package(
             "BDCore", "BDConfig", "BDAccounting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        // Benchmarks that print numbers: `swift run -c release bdocker-bench monitor`.
+        // Benchmarks that print numbers (tools/bench.sh runs them all): monitor, node, accounting, fsync.
         .executableTarget(name: "bdocker-bench", dependencies: [
-            "BDBatch", "BDClient", "BDConfig", "BDCore", "BDStore", "BDWorkingNode",
+            "BDAccounting", "BDBatch", "BDClient", "BDConfig", "BDCore", "BDStore", "BDWorkingNode",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
-        // Accounting benchmark: `swift build -c release && .build/release/bench-accounting`.
-        .executableTarget(name: "bench-accounting", dependencies: [
-            "BDAccounting", "BDClient", "BDCore", "BDStore",
-            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // What both test targets share: temp dirs, test configs, in-process daemons, the test
         // environment and the `.requires(...)` trait that skips a test when its part is missing.

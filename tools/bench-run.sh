@@ -14,12 +14,12 @@ tools/test-env.sh up >/dev/null
 . /run/bdocker-test/env
 user=${BDOCKER_TEST_USERS%% *}
 work=$(mktemp -d /tmp/bdocker-bench-XXXXXX)
-port=$((20000 + RANDOM % 30000))
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/admin_token"; chmod 600 "$work/admin_token"
 sed -e "s#^database = .*#database = $work/w.sqlite#" -e "s#^base_url = .*#base_url = $BDOCKER_TEST_DOCKER_URL#" \
-    -e "s#^admin_token_file = .*#admin_token_file = $work/admin_token#" -e "s#^port = .*#port = $port#" \
+    -e "s#^admin_token_file = .*#admin_token_file = $work/admin_token#" -e "s#^socket = .*#socket = $work/run/bdockerd.sock#" \
+    -e "s#^bind_staging = .*#bind_staging = $work/binds#" \
     -e "s#^parent_cgroup = .*#parent_cgroup = /bdocker-bench#" etc/configure_bdocker.cfg > "$work/w.cfg"
-chmod 755 "$work"; chmod 644 "$work/w.cfg"
+mkdir -p "$work/run"; chmod 755 "$work" "$work/run"; chmod 644 "$work/w.cfg"
 "$bin/bdockerd" --config "$work/w.cfg" 2>"$work/d.log" & dpid=$!
 job=$((RANDOM + 100000))
 cleanup() {
@@ -29,7 +29,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/status" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf --unix-socket "$work/run/bdockerd.sock" http://bdockerd/status >/dev/null && break; sleep 0.1; done
 JOB_ID=$job USER=$user "$bin/bdocker" configure --config "$work/w.cfg" >/dev/null
 as_user() { setpriv --reuid="$user" --regid="$user" --init-groups env HOME="/home/$user" JOB_ID=$job BDOCKER_CONF_FILE="$work/w.cfg" "$@"; }
 as_user "$bin/bdocker" pull "$BDOCKER_TEST_IMAGE" >/dev/null

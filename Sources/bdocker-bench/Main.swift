@@ -11,11 +11,12 @@ import Logging
 ///
 ///     bdocker-bench monitor [JOBS=1000] [TICKS=20] [--json FILE]
 ///     bdocker-bench node [--jobs 100,1000,10000] [--samples 200] [--bin DIR] [--dir DIR] [--json FILE]
+///     bdocker-bench accounting [--dir DIR] [--notifications N] [--export-records N] [--json FILE]
 ///     bdocker-bench fsync [DIR=/var/tmp] [--json FILE]
 ///
 /// `monitor`: one monitor tick over JOBS live jobs on a fake cgroup tree in tmpfs (/dev/shm),
 /// the SQLite database there too: CPU per tick, next to a pread pass over the same files.
-/// `node`: see NodeBench. `fsync`: the append+fdatasync limit of a filesystem. With --json the
+/// `node`: see NodeBench; `accounting`: see AccountingBench. `fsync`: the append+fdatasync limit of a filesystem. With --json the
 /// figures are also appended to FILE as JSON lines.
 @main
 struct Bench {
@@ -53,6 +54,13 @@ struct Bench {
                 print("bdocker-bench node: \((error as? BDockerError)?.message ?? "\(error)")")
                 exit(1)
             }
+        case "accounting":
+            do {
+                try await AccountingBench.run(Array(args.dropFirst()), results: &results)
+            } catch {
+                print("bdocker-bench accounting: \((error as? BDockerError)?.message ?? "\(error)")")
+                exit(1)
+            }
         case "fsync":
             let dir = args.dropFirst().first ?? "/var/tmp"
             results.append(BenchResult(name: "append+fdatasync in \(dir)", value: try Limits.appendSyncPerSecond(dir: dir), unit: "/s"))
@@ -79,7 +87,7 @@ struct Bench {
     }
 
     static func usage() -> Never {
-        print("usage: bdocker-bench monitor [JOBS] [TICKS] | node [--jobs 100,1000] [--samples N] [--bin DIR] [--dir DIR] | fsync [DIR]  [--json FILE]")
+        print("usage: bdocker-bench monitor [JOBS] [TICKS] | node [--jobs 100,1000] [--samples N] [--bin DIR] [--dir DIR] [--docker URL] | accounting [--dir DIR] [--notifications N] [--export-records N] | fsync [DIR]  [--json FILE]")
         exit(2)
     }
 

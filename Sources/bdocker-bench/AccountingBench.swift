@@ -5,26 +5,24 @@ import BDStore
 import Foundation
 import GRDB
 
-/// Accounting benchmark (prints numbers; not a test):
-///
-///     bench-accounting [--dir DIR] [--notifications N] [--export-records N]
+/// `bdocker-bench accounting [--dir DIR] [--notifications N] [--export-records N]`:
 ///
 /// 1. Starts the real `bdockerd` (beside this binary) as an accounting daemon in DIR, with the
 ///    file appends and SQLite commits synced as in production, and sends N notifications
-///    (`PUT /set_accounting`) from 1 client and then from 16 concurrent clients.
+///    (`PUT /set_accounting`) from 1 client and then from 16 concurrent clients; the limit is
+///    an append+fdatasync loop on the same filesystem.
 /// 2. Fills a store with N generated records and times `bdocker-acct export -o FILE` (and
 ///    `qacct -f FILE -o` on the result, when gridengine-client is installed).
 ///
 /// DIR (default: a new directory under /var/tmp, removed afterwards) should be on the disk the
 /// daemon would use: a tmpfs makes fsync free and the numbers meaningless.
-@main
-struct BenchAccounting {
-    static func main() async throws {
+enum AccountingBench {
+    static func run(_ arguments: [String], results: inout [BenchResult]) async throws {
         var options = [String: String]()
-        var args = CommandLine.arguments.dropFirst()[...]
+        var args = arguments[...]
         while let flag = args.popFirst() {
             guard ["--dir", "--notifications", "--export-records"].contains(flag), let value = args.popFirst() else {
-                print("usage: bench-accounting [--dir DIR] [--notifications N=4000] [--export-records N=1000000]")
+                print("usage: bdocker-bench accounting [--dir DIR] [--notifications N=4000] [--export-records N=1000000]")
                 exit(2)
             }
             options[flag] = value
@@ -32,29 +30,29 @@ struct BenchAccounting {
         let notifications = options["--notifications"].flatMap(Int.init) ?? 4000
         let exportRecords = options["--export-records"].flatMap(Int.init) ?? 1_000_000
         let ownDir = options["--dir"] == nil
-        let dir = options["--dir"] ?? makeTempDir()
+        let dir = try options["--dir"] ?? makeTempDir(in: "/var/tmp")
         defer { if ownDir { try? FileManager.default.removeItem(atPath: dir) } }
         let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
         for tool in ["bdockerd", "bdocker-acct"] where !FileManager.default.isExecutableFile(atPath: bin + "/" + tool) {
-            print("bench-accounting: \(bin)/\(tool) is missing; build it in the same configuration (swift build -c release)")
+            print("bdocker-bench accounting: \(bin)/\(tool) is missing; build it in the same configuration (swift build -c release)")
             exit(1)
         }
 
         print("accounting benchmark in \(dir) (\(filesystem(of: dir)))")
-        do {
-            for clients in [1, 16] {
-                try await notify(clients: clients, count: notifications, dir: dir + "/notify-\(clients)", bin: bin)
-            }
-            try await export(records: exportRecords, dir: dir + "/export", bin: bin)
-        } catch {
-            print("bench-accounting: \((error as? BDockerError)?.message ?? "\(error)")")
-            exit(1)
+        let limit = try Limits.appendSyncPerSecond(dir: dir)
+        for clients in [1, 16] {
+            let rate = try await notify(clients: clients, count: notifications, dir: dir + "/notify-\(clients)", bin: bin)
+            results.append(BenchResult(name: "accounting notifications/s, \(clients) client\(clients == 1 ? "" : "s")", value: rate,
+                                       unit: "/s", limit: limit, limitName: "append+fdatasync on the same filesystem"))
         }
+        let exported = try await export(records: exportRecords, dir: dir + "/export", bin: bin)
+        results.append(BenchResult(name: "bdocker-acct export, records/s (\(exportRecords) records)", value: exported, unit: "/s"))
     }
 
     // MARK: - Notifications per second
 
-    static func notify(clients: Int, count: Int, dir: String, bin: String) async throws {
+    @discardableResult
+    static func notify(clients: Int, count: Int, dir: String, bin: String) async throws -> Double {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let token = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
         _ = FileManager.default.createFile(atPath: dir + "/admin_token", contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
@@ -111,11 +109,13 @@ struct BenchAccounting {
                      clients, clients == 1 ? " " : "s", count, seconds, Double(count) / seconds,
                      latencies[latencies.count / 2].seconds * 1000, latencies[latencies.count * 99 / 100].seconds * 1000,
                      batches, Double(count) / Double(max(batches, 1))))
+        return Double(count) / seconds
     }
 
     // MARK: - Export
 
-    static func export(records: Int, dir: String, bin: String) async throws {
+    @discardableResult
+    static func export(records: Int, dir: String, bin: String) async throws -> Double {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let database = try BDockerDatabase.open(path: dir + "/accounting.sqlite", role: "accounting", migrationsDir: nil)
         let clock = ContinuousClock()
@@ -152,6 +152,7 @@ struct BenchAccounting {
             let read = try clock.measure { try run("/usr/bin/qacct", ["-f", file, "-o"]) }
             print(String(format: "qacct   -f export -o over %d records in %.2f s (for scale)", records, read.seconds))
         }
+        return Double(records) / exported.seconds
     }
 
     // MARK: - Helpers
@@ -181,11 +182,6 @@ struct BenchAccounting {
         guard process.terminationStatus == 0 else {
             throw BDockerError.internalFault("\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(message)")
         }
-    }
-
-    static func makeTempDir() -> String {
-        var template = Array("/var/tmp/bdocker-bench-XXXXXX".utf8CString)
-        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
     }
 
     /// The filesystem type as `stat -f` names it ("ext2/ext3", "tmpfs", ...).
