@@ -34,7 +34,8 @@ public struct AccountingServer: Sendable {
 
     private func store(_ record: SGEAccountingRecord) async throws(BDockerError) -> AccountingReceipt {
         let receipt = try await ledger.submit(record)
-        logger.info("\(receipt.new ? "stored" : "already had") the record for \(receipt.record)")
+        // Per record: DEBUG, so a busy cluster does not pay a log line (and its write) per job.
+        logger.debug("\(receipt.new ? "stored" : "already had") the record for \(receipt.record)")
         return receipt
     }
 }
