@@ -145,6 +145,8 @@ extension WorkingNode {
     public func ps(token: String?, all: Bool, caller: Caller) async throws(BDockerError) -> [ContainerRow] {
         let session = try await tokens.requireUserToken(token, caller: caller)
         let owned = Set(try await ownedContainers(session))
+        // The store knows the job's containers: none means nothing to ask the engine about.
+        if owned.isEmpty { return [] }
         let rows = try await engine().list(all: all, labelFilter: [Self.jobLabel: session.jobKey])
         return rows.filter { owned.contains($0.id) }.map { c in
             ContainerRow(id: c.id, image: c.image, command: c.command, created: c.created, status: c.status,

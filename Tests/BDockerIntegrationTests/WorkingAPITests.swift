@@ -120,6 +120,18 @@ struct WorkingAPITests {
         await #expect(throws: BDockerError.self) { try await node.tokens.authenticate(token) }
     }
 
+    /// This node has no engine at all (docker: nil): `ps` of a job without containers still
+    /// answers, from the store, while a call that needs the engine is 503.
+    @Test func psOfAJobWithoutContainersNeedsNoEngine() async throws {
+        let (_, server) = try await startNode()
+        defer { Task { await server.stop() } }
+        let client = DaemonClient(endpoint: server.endpoint)
+        let token: String = try await client.call(.POST, "/configuration", body: ConfigureRequest(userCredentials: credentials(job: "700")))
+        let rows: [ContainerRow] = try await client.call(.GET, "/ps", query: ["token": token, "all": "1"])
+        #expect(rows.isEmpty)
+        #expect(try await client.raw(.GET, "/info", query: ["token": token]).0 == 503)
+    }
+
     @Test func arrayTasksAreDistinctJobs() async throws {
         let (node, server) = try await startNode()
         defer { Task { await server.stop() } }
