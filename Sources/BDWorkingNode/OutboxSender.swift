@@ -57,8 +57,7 @@ public struct OutboxSender: Sendable {
     public func deliverDue(now: Double = Date().timeIntervalSince1970) async throws -> Double {
         guard let client else { return 30 }
         let due = try await pool.read { db in
-            try OutboxRecord.filter(Column("state") == "pending" && Column("next_try_at") <= now)
-                .order(Column("id")).limit(500).fetchAll(db)
+            try OutboxRecord.due(now: now).limit(500).fetchAll(db)
         }
         for record in due {
             let outcome: Result<AccountingReceipt, BDockerError> = await Result(catching: { () async throws(BDockerError) -> AccountingReceipt in
@@ -90,17 +89,17 @@ public struct OutboxSender: Sendable {
             }
         }
         let next = try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(next_try_at) FROM outbox WHERE state = 'pending'")
+            try OutboxRecord.inState(.pending).select(min(OutboxRecord.Columns.nextTryAt), as: Double.self).fetchOne(db)
         }
         return min(30, max(0.05, (next ?? now + 30) - Date().timeIntervalSince1970))
     }
 
     public func summary() async throws -> Summary {
         try await pool.read { db in
-            func count(_ state: String) throws -> Int {
-                try OutboxRecord.filter(Column("state") == state).fetchCount(db)
+            func count(_ state: OutboxRecord.State) throws -> Int {
+                try OutboxRecord.inState(state).fetchCount(db)
             }
-            return Summary(delivered: try count("delivered"), pending: try count("pending"), rejected: try count("rejected"))
+            return Summary(delivered: try count(.delivered), pending: try count(.pending), rejected: try count(.rejected))
         }
     }
 
