@@ -1,8 +1,11 @@
 @testable import BDAPI
 import BDClient
 import BDCore
+import BDStore
 import BDTestSupport
+import BDWorkingNode
 import Foundation
+import GRDB
 import Hummingbird
 import Logging
 import Testing
@@ -88,5 +91,49 @@ struct ErrorTests {
             #expect(!body.contains("secret-table"), "\(path): \(body)")
             #expect(log.text.contains("GET \(path): \(message): disk I/O error in /var/lib/bdocker/secret-table"), "\(log.text)")
         }
+    }
+}
+
+/// The outbox decides between "rejected" and "retry" from the error's class alone.
+@Suite("Outbox decisions")
+struct OutboxDecisionTests {
+    let dir = TempDir("bdocker-outbox")
+
+    /// One pending record, delivered once to an accounting daemon that fails with `error`.
+    func deliver(failingWith error: BDockerError) async throws -> OutboxRecord {
+        let database = try BDockerDatabase.open(path: dir.file("w.sqlite"), role: "working", migrationsDir: nil)
+        let id = try await database.pool.write { db in
+            var job = JobRecord(batchJobID: "7", taskID: nil, user: "ann", uid: 1000, gid: 1000, home: "/h", spoolDir: nil)
+            try job.insert(db)
+            var record = OutboxRecord(jobID: job.id!, record: "{}", line: "line", createdAt: 0)
+            try record.insert(db)
+            return record.id!
+        }
+        let router = Router(context: BDContext.self)
+        router.add(middleware: ErrorEnvelopeMiddleware(logger: Logger(label: "test")))
+        router.put("set_accounting") { _, _ -> Response in throw error }
+        let server = try await RunningDaemon.start(router: router)
+        defer { Task { await server.stop() } }
+        let sender = OutboxSender(pool: database.pool, endpoint: server.endpoint, adminToken: "t", timeoutSeconds: 30,
+                                  logger: Logger(label: "test"))
+        try await sender.deliverDue(now: 1)
+        return try #require(try await database.pool.read { db in try OutboxRecord.fetchOne(db, key: id) })
+    }
+
+    @Test(arguments: [BDockerError.invalidInput("bad line"), .forbidden("not the admin token"), .conflict("a different record")])
+    func refusedRecordsAreRejected(_ error: BDockerError) async throws {
+        let row = try await deliver(failingWith: error)
+        #expect(row.state == .rejected)
+        #expect(row.attempts == 1)
+        #expect(row.lastError == error.message)
+    }
+
+    @Test(arguments: [BDockerError.unavailable("accounting file busy"), .internalFault("store failed")])
+    func passingFailuresAreRetried(_ error: BDockerError) async throws {
+        let row = try await deliver(failingWith: error)
+        #expect(row.state == .pending)
+        #expect(row.attempts == 1)
+        #expect(row.nextTryAt > Date().timeIntervalSince1970 - 5)
+        #expect(row.lastError == error.message)
     }
 }
