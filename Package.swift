@@ -123,6 +123,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         // Tests of the real parts: Docker engine, registry, cgroups v1, Grid Engine, real users.
         // Each declares what it needs and is skipped, with the reason, where that is missing.

@@ -76,7 +76,8 @@ extension Request {
 
 /// Turns every error thrown by a route into the JSON envelope with the right status. This is the
 /// one place errors become HTTP codes: typed `BDockerError`s by their class, Hummingbird's own
-/// (unknown route, wrong method) by their status, anything else a logged 500.
+/// (unknown route, wrong method) by their status, anything else a 500. The cause of a 500 is
+/// logged with its message (`description`) and never sent: the user sees only the message.
 struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
 
@@ -85,7 +86,7 @@ struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as BDockerError {
             if case .internalFault = error {
-                logger.error("\(request.method) \(request.uri.path): \(error.message)")
+                logger.error("\(request.method) \(request.uri.path): \(error.description)")
             } else {
                 logger.info("\(request.method) \(request.uri.path): \(error.httpStatus) \(error.message)")
             }
@@ -95,8 +96,9 @@ struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
             let message = status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : status.reasonPhrase
             return JSONReply.make(message, status: status)
         } catch {
-            logger.error("\(request.method) \(request.uri.path): unexpected \(error)")
-            return JSONReply.error(.internalFault("internal error; see the daemon's log"))
+            let fault = BDockerError.internalFault("internal error; see the daemon's log", cause: error)
+            logger.error("\(request.method) \(request.uri.path): \(fault.description)")
+            return JSONReply.error(fault)
         }
     }
 }

@@ -29,16 +29,10 @@ public enum Routes {
             try AccessPolicy.requireRoot(context.caller, for: "notify_accounting")
             guard let outbox = node.outbox else { throw BDockerError.unavailable("this node has no accounting outbox") }
             // Deliver what is pending now rather than at its next retry time.
-            do {
-                try await node.database.pool.write { db in
-                    try db.execute(sql: "UPDATE outbox SET next_try_at = 0 WHERE state = 'pending'")
-                }
+            return try await BDockerError.wrapping("delivering accounting records failed") {
+                try await node.database.pool.write { db in try OutboxRecord.makeAllDue(db) }
                 try await outbox.deliverDue()
                 return JSONReply.make(try await outbox.summary())
-            } catch let error as BDockerError {
-                throw error
-            } catch {
-                throw BDockerError.internalFault("delivering accounting records failed: \(error)")
             }
         }
         containerRoutes(router, node)

@@ -82,16 +82,14 @@ public struct AccountingReader: Sendable {
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(10)
-        do {
-            queue = try DatabaseQueue(path: path, configuration: configuration)
+        // The operator running bdocker-acct is the user here: the message names the cause.
+        queue = try BDockerError.mapping({ .internalFault("cannot open \(path) read-only: \(Self.describe($0))", cause: $0) }) {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
             let isAccounting = try queue.read { db in try db.tableExists("records") && db.tableExists("accounting_file") }
             guard isAccounting else {
                 throw BDockerError.invalidInput("\(path) is not a bdocker accounting database (it has no records table)")
             }
-        } catch let error as BDockerError {
-            throw error
-        } catch {
-            throw .internalFault("cannot open \(path) read-only: \(Self.describe(error))")
+            return queue
         }
         self.path = path
     }
@@ -146,8 +144,13 @@ public struct AccountingReader: Sendable {
     /// Runs one read-only statement. Anything that would write is refused before it runs (and
     /// the connection is read-only besides).
     public func query(_ sql: String) throws(BDockerError) -> QueryResult {
-        do {
-            return try queue.read { db in
+        try BDockerError.mapping({ error in
+            if let error = error as? DatabaseError {
+                return .invalidInput("query failed: \(error.message ?? "\(error.resultCode)")")
+            }
+            return .internalFault("query on \(path) failed: \(error)", cause: error)
+        }) {
+            try queue.read { db in
                 let statement: Statement
                 do {
                     let statements = try db.allStatements(sql: sql)
@@ -170,12 +173,6 @@ public struct AccountingReader: Sendable {
                 }
                 return QueryResult(columns: statement.columnNames, rows: rows)
             }
-        } catch let error as BDockerError {
-            throw error
-        } catch let error as DatabaseError {
-            throw .invalidInput("query failed: \(error.message ?? "\(error.resultCode)")")
-        } catch {
-            throw .internalFault("query on \(path) failed: \(error)")
         }
     }
 

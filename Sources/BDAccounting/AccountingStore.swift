@@ -33,44 +33,41 @@ struct AccountingStore: Sendable {
         let now = Date().timeIntervalSince1970
         return try access("storing accounting records") {
             try transaction(.durable) { db in
-                let find = try db.cachedStatement(sql: """
-                    SELECT line, datetime(received_at, 'unixepoch') AS received FROM records
-                    WHERE hostname = ? AND job_number = ? AND task_number = ? AND start_time = ?
-                    """)
-                let insert = try db.cachedStatement(sql: """
-                    INSERT INTO records (hostname, job_number, task_number, start_time, submission_time, end_time,
-                        qname, owner, grp, job_name, account, project, department, granted_pe, slots, failed,
-                        exit_status, ru_wallclock, ru_utime, ru_stime, ru_maxrss, cpu, mem, io, iow, maxvmem, line,
-                        received_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-                return try records.map { r -> Result<Admission, BDockerError> in
+                try records.map { r -> Result<Admission, BDockerError> in
                     let line = r.line()
-                    if let row = try Row.fetchOne(find, arguments: [r.hostname, r.jobNumber, r.taskNumber, r.startTime]) {
-                        guard row["line"] as String == line else {
+                    if let stored = try StoredRecord.keyed(r.key)
+                        .select(StoredRecord.Columns.line, StoredRecord.Columns.receivedAt).asRequest(of: Row.self).fetchOne(db) {
+                        guard stored[StoredRecord.Columns.line] as String == line else {
+                            let received = Self.utc(stored[StoredRecord.Columns.receivedAt] as Double)
                             return .failure(.conflict("a different record for \(r.key) is already stored (received "
-                                + "\(row["received"] as String) UTC); accounting records are write-once"))
+                                + "\(received) UTC); accounting records are write-once"))
                         }
                         return .success(.alreadyStored)
                     }
-                    try insert.execute(arguments: [
-                        r.hostname, r.jobNumber, r.taskNumber, r.startTime, r.submissionTime, r.endTime,
-                        r.qname, r.owner, r.group, r.jobName, r.account, r.project, r.department, r.grantedPE, r.slots,
-                        r.failed, r.exitStatus, r.ruWallclock, r.ruUtime, r.ruStime, r.ruMaxrss, r.cpu, r.mem, r.io,
-                        r.iow, r.maxvmem, line, now,
-                    ])
+                    var row = StoredRecord(r, line: line, receivedAt: now)
+                    try row.insert(db)
                     return .success(.stored)
                 }
             }
         }
     }
 
+    /// "2026-12-04 16:42:59": how SQLite's datetime() showed the time (whole seconds, UTC).
+    static func utc(_ time: Double) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return formatter.string(from: Date(timeIntervalSince1970: time.rounded(.down)))
+    }
+
     /// Records not yet confirmed in the file, in id order (the order their lines go in).
     func pendingLines() throws(BDockerError) -> [PendingLine] {
         try access("reading pending accounting records") {
             try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT id, line FROM records WHERE appended_at IS NULL ORDER BY id")
-                    .map { PendingLine(id: $0["id"], line: $0["line"]) }
+                try StoredRecord.notAppended().select(StoredRecord.Columns.id, StoredRecord.Columns.line)
+                    .asRequest(of: Row.self).fetchAll(db)
+                    .map { PendingLine(id: $0[StoredRecord.Columns.id], line: $0[StoredRecord.Columns.line]) }
             }
         }
     }
@@ -78,15 +75,17 @@ struct AccountingStore: Sendable {
     /// The line of one record (the one the confirmed part of the file ends with).
     func line(ofRecord id: Int64) throws(BDockerError) -> String? {
         try access("reading accounting record \(id)") {
-            try pool.read { db in try String.fetchOne(db, sql: "SELECT line FROM records WHERE id = ?", arguments: [id]) }
+            try pool.read { db in
+                try StoredRecord.filter(key: id).select(StoredRecord.Columns.line, as: String.self).fetchOne(db)
+            }
         }
     }
 
     func fileState() throws(BDockerError) -> FileState? {
         try access("reading the accounting file state") {
             try pool.read { db in
-                try Row.fetchOne(db, sql: "SELECT end_offset, last_record_id FROM accounting_file WHERE id = 1")
-                    .map { FileState(endOffset: $0["end_offset"], lastRecordID: $0["last_record_id"]) }
+                try AccountingFileRecord.fetchOne(db, key: AccountingFileRecord.only)
+                    .map { FileState(endOffset: $0.endOffset, lastRecordID: $0.lastRecordID) }
             }
         }
     }
@@ -96,11 +95,7 @@ struct AccountingStore: Sendable {
         let now = Date().timeIntervalSince1970
         try access("recording the new accounting file") {
             try transaction(.durable) { db in
-                try db.execute(sql: """
-                    INSERT INTO accounting_file (id, path, end_offset, last_record_id, started_at) VALUES (1, ?, ?, NULL, ?)
-                    ON CONFLICT (id) DO UPDATE SET path = excluded.path, end_offset = excluded.end_offset,
-                        last_record_id = NULL, started_at = excluded.started_at
-                    """, arguments: [path, headerBytes, now])
+                try AccountingFileRecord(path: path, endOffset: headerBytes, lastRecordID: nil, startedAt: now).save(db)
             }
         }
     }
@@ -112,10 +107,12 @@ struct AccountingStore: Sendable {
         let now = Date().timeIntervalSince1970
         try access("confirming appended accounting lines") {
             try transaction(.deferredSync) { db in
-                let mark = try db.cachedStatement(sql: "UPDATE records SET appended_at = ?, file_offset = ? WHERE id = ?")
-                for line in lines { try mark.execute(arguments: [now, line.offset, line.id]) }
-                try db.execute(sql: "UPDATE accounting_file SET end_offset = ?, last_record_id = ? WHERE id = 1",
-                               arguments: [end, last.id])
+                for line in lines {
+                    try StoredRecord.filter(key: line.id).updateAll(db, StoredRecord.Columns.appendedAt.set(to: now),
+                                                                     StoredRecord.Columns.fileOffset.set(to: line.offset))
+                }
+                try AccountingFileRecord.filter(key: AccountingFileRecord.only).updateAll(db,
+                    AccountingFileRecord.Columns.endOffset.set(to: end), AccountingFileRecord.Columns.lastRecordID.set(to: last.id))
             }
         }
     }
@@ -145,12 +142,6 @@ struct AccountingStore: Sendable {
     /// Runs a database access, describing a failure as the daemon's fault (500): the sender
     /// retries those, and the record is never half-stored (each call is one transaction).
     private func access<T>(_ what: String, _ body: () throws -> T) throws(BDockerError) -> T {
-        do {
-            return try body()
-        } catch let error as BDockerError {
-            throw error
-        } catch {
-            throw .internalFault("\(what) in \(pool.path): \(error)")
-        }
+        try BDockerError.wrapping("\(what) in \(pool.path) failed", body)
     }
 }

@@ -17,7 +17,7 @@ extension DaemonClient {
         var reader = StreamFrameReader()
         var plain = Data()
         var end: [UInt8]?
-        do {
+        try await BDockerError.mapping({ .unavailable("the reply from \(endpoint)\(path) was cut off: \($0)") }) {
             for try await chunk in response.body {
                 if !isStream {
                     plain.append(contentsOf: chunk.readableBytesView)
@@ -27,10 +27,6 @@ extension DaemonClient {
                     if kind == .end { end = payload } else { onFrame(kind, payload) }
                 }
             }
-        } catch let error as BDockerError {
-            throw error
-        } catch {
-            throw .unavailable("the reply from \(endpoint)\(path) was cut off: \(error)")
         }
         guard isStream else {
             let status = Int(response.status.code)

@@ -39,31 +39,20 @@ public struct SQLiteTokenController: TokenController {
             throw .unauthorized("a token is required (-t TOKEN, or the job's token file)")
         }
         let hash = TokenSecret.hash(presented)
-        let session: UserSession?
-        do {
-            session = try await pool.read { db -> UserSession? in
-                guard let row = try Row.fetchOne(db, sql: """
-                    SELECT j.id, j.job_key, j.user, j.uid, j.gid, j.home
-                    FROM tokens t JOIN jobs j ON j.id = t.job_id
-                    WHERE t.hash = ? AND t.revoked_at IS NULL AND j.state = 'configured'
-                    """, arguments: [hash]) else { return nil }
-                return UserSession(jobID: row[0], jobKey: row[1], user: row[2], uid: row[3], gid: row[4], home: row[5])
-            }
-        } catch {
-            throw .internalFault("token lookup failed: \(error)")
+        let job = try await BDockerError.wrapping("token lookup failed") {
+            try await pool.read { db in try JobRecord.live(tokenHash: hash).fetchOne(db) }
         }
-        guard let session else {
+        guard let job, let id = job.id else {
             if adminToken.matches(presented) {
                 throw .forbidden("the admin token cannot run user commands; use the job's token")
             }
             throw .unauthorized("the token is not valid (unknown, or its job was cleaned)")
         }
-        return session
+        return UserSession(jobID: id, jobKey: job.jobKey, user: job.user, uid: job.uid, gid: job.gid, home: job.home)
     }
 
     public func revokeAll(forJob jobID: Int64, db: Database) throws {
-        try db.execute(sql: "UPDATE tokens SET revoked_at = ? WHERE job_id = ? AND revoked_at IS NULL",
-                       arguments: [Date().timeIntervalSince1970, jobID])
+        try TokenRecord.unrevoked(jobID: jobID).updateAll(db, TokenRecord.Columns.revokedAt.set(to: Date().timeIntervalSince1970))
     }
 }
 

@@ -133,16 +133,12 @@ extension DockerEngine {
     func demultiplex(_ body: HTTPClientResponse.Body, of path: String,
                      to onOutput: @Sendable (OutputFrame) async throws(BDockerError) -> Void) async throws(BDockerError) {
         var demultiplexer = OutputDemultiplexer()
-        do {
+        try await BDockerError.mapping({ lostConnection($0, reading: path) }) {
             for try await chunk in body {
                 for frame in try demultiplexer.feed(chunk) {
                     try await onOutput(frame)
                 }
             }
-        } catch let error as BDockerError {
-            throw error
-        } catch {
-            throw lostConnection(error, reading: path)
         }
         try demultiplexer.finish()
     }

@@ -16,16 +16,12 @@ extension DockerEngine {
             PullFailure.error(reference: reference, message: message, status: status)
         }
         var lines = LineSplitter()
-        do {
+        try await BDockerError.mapping({ lostConnection($0, reading: path) }) {
             for try await chunk in response.body {
                 for line in lines.feed(chunk) {
                     try await report(line, of: reference, to: progress)
                 }
             }
-        } catch let error as BDockerError {
-            throw error
-        } catch {
-            throw lostConnection(error, reading: path)
         }
         if let last = lines.finish() { try await report(last, of: reference, to: progress) }
     }

@@ -31,7 +31,7 @@ public struct BDockerDatabase: Sendable {
             throw describe(error, path: path)
         }
         let migrator = MigrationSource.migrator(files)
-        do {
+        return try BDockerError.mapping({ describe($0, path: path) }) {
             let known = Set(files.map(\.identifier))
             let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
             let unknown = applied.subtracting(known)
@@ -44,10 +44,6 @@ public struct BDockerDatabase: Sendable {
             try migrator.migrate(pool)
             let done = try pool.read { db in try migrator.appliedMigrations(db) }
             return BDockerDatabase(path: path, pool: pool, appliedMigrations: done)
-        } catch let error as BDockerError {
-            throw error
-        } catch {
-            throw describe(error, path: path)
         }
     }
 
@@ -84,13 +80,14 @@ public struct BDockerDatabase: Sendable {
             switch db.resultCode {
             case .SQLITE_NOTADB, .SQLITE_CORRUPT:
                 return .internalFault("database \(path) is corrupt or not an SQLite database (\(db.message ?? "\(db.resultCode)")); "
-                    + "refusing to start. Restore it from a backup or move it aside; bdocker never recreates it by itself.")
+                    + "refusing to start. Restore it from a backup or move it aside; bdocker never recreates it by itself.",
+                    cause: error)
             case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY:
-                return .internalFault("cannot open database \(path): \(db.message ?? "\(db.resultCode)")")
+                return .internalFault("cannot open database \(path): \(db.message ?? "\(db.resultCode)")", cause: error)
             default:
-                return .internalFault("database \(path): \(db.message ?? "\(db)")")
+                return .internalFault("database \(path): \(db.message ?? "\(db)")", cause: error)
             }
         }
-        return .internalFault("database \(path): \(error)")
+        return .internalFault("database \(path): \(error)", cause: error)
     }
 }

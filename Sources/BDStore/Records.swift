@@ -227,3 +227,124 @@ public struct OutboxRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
         id = inserted.rowID
     }
 }
+
+// MARK: columns, states and the queries the daemon runs
+
+// States are stored as their raw strings (the tables' CHECK constraints name them).
+extension JobRecord.State: DatabaseValueConvertible {}
+extension JobRecord.MonitorState: DatabaseValueConvertible {}
+extension OutboxRecord.State: DatabaseValueConvertible {}
+
+extension JobRecord {
+    public enum Columns {
+        public static let id = Column(CodingKeys.id)
+        public static let jobKey = Column(CodingKeys.jobKey)
+        public static let state = Column(CodingKeys.state)
+        public static let cleanedAt = Column(CodingKeys.cleanedAt)
+        public static let monitorState = Column(CodingKeys.monitorState)
+        public static let failed = Column(CodingKeys.failed)
+        public static let exitStatus = Column(CodingKeys.exitStatus)
+        public static let killReason = Column(CodingKeys.killReason)
+    }
+
+    public static let tokens = hasMany(TokenRecord.self)
+    public static let samples = hasMany(SampleRecord.self)
+
+    /// The live job under `key` (see `DerivableRequest<JobRecord>.live`).
+    public static func live(key: String) -> QueryInterfaceRequest<JobRecord> { all().live(key: key) }
+
+    /// The live job an unrevoked token with this hash belongs to (token authentication).
+    public static func live(tokenHash: String) -> QueryInterfaceRequest<JobRecord> {
+        all().live().joining(required: tokens.unrevoked().filter(TokenRecord.Columns.hash == tokenHash))
+    }
+
+    /// Live jobs the monitor samples.
+    public static func monitored() -> QueryInterfaceRequest<JobRecord> { all().monitored() }
+}
+
+extension DerivableRequest<JobRecord> {
+    /// Jobs not yet cleaned. Written as the partial indexes' own condition (`state <> 'cleaned'`,
+    /// not `state = 'configured'`): SQLite uses a partial index only when the query repeats it.
+    public func live() -> Self {
+        filter(JobRecord.Columns.state != JobRecord.State.cleaned)
+    }
+
+    public func live(key: String) -> Self {
+        live().filter(JobRecord.Columns.jobKey == key)
+    }
+
+    public func monitored() -> Self {
+        live().filter(JobRecord.Columns.monitorState == JobRecord.MonitorState.live)
+    }
+}
+
+extension TokenRecord {
+    public enum Columns {
+        public static let hash = Column(CodingKeys.hash)
+        public static let jobID = Column(CodingKeys.jobID)
+        public static let revokedAt = Column(CodingKeys.revokedAt)
+    }
+
+    public static let job = belongsTo(JobRecord.self)
+
+    /// The job's tokens not yet revoked.
+    public static func unrevoked(jobID: Int64) -> QueryInterfaceRequest<TokenRecord> {
+        all().unrevoked().filter(Columns.jobID == jobID)
+    }
+}
+
+extension DerivableRequest<TokenRecord> {
+    public func unrevoked() -> Self { filter(TokenRecord.Columns.revokedAt == nil) }
+}
+
+extension ContainerRecord {
+    public enum Columns {
+        public static let id = Column(CodingKeys.id)
+        public static let jobID = Column(CodingKeys.jobID)
+        public static let removedAt = Column(CodingKeys.removedAt)
+        public static let bindStage = Column(CodingKeys.bindStage)
+    }
+
+    /// The job's containers not yet removed.
+    public static func live(jobID: Int64) -> QueryInterfaceRequest<ContainerRecord> {
+        all().notRemoved().filter(Columns.jobID == jobID)
+    }
+}
+
+extension DerivableRequest<ContainerRecord> {
+    public func notRemoved() -> Self { filter(ContainerRecord.Columns.removedAt == nil) }
+}
+
+extension SampleRecord {
+    public enum Columns {
+        public static let jobID = Column(CodingKeys.jobID)
+        public static let takenAt = Column(CodingKeys.takenAt)
+    }
+
+    /// The job's samples, oldest first.
+    public static func of(jobID: Int64) -> QueryInterfaceRequest<SampleRecord> {
+        filter(Columns.jobID == jobID).order(Columns.takenAt)
+    }
+}
+
+extension OutboxRecord {
+    public enum Columns {
+        public static let id = Column(CodingKeys.id)
+        public static let state = Column(CodingKeys.state)
+        public static let nextTryAt = Column(CodingKeys.nextTryAt)
+    }
+
+    public static func inState(_ state: State) -> QueryInterfaceRequest<OutboxRecord> {
+        filter(Columns.state == state)
+    }
+
+    /// Makes every pending record due now (notify_accounting).
+    public static func makeAllDue(_ db: Database) throws {
+        try inState(.pending).updateAll(db, Columns.nextTryAt.set(to: 0))
+    }
+
+    /// Pending records whose next try is due, oldest first.
+    public static func due(now: Double) -> QueryInterfaceRequest<OutboxRecord> {
+        inState(.pending).filter(Columns.nextTryAt <= now).order(Columns.id)
+    }
+}

@@ -48,8 +48,7 @@ public struct JobMonitor: Sendable {
     @discardableResult
     public func tick(now: Double = Date().timeIntervalSince1970) async throws -> TickReport {
         let jobs = try await pool.read { db in
-            try JobRecord.filter(Column("state") == JobRecord.State.configured.rawValue
-                                 && Column("monitor_state") == JobRecord.MonitorState.live.rawValue).fetchAll(db)
+            try JobRecord.monitored().fetchAll(db)
         }
         var report = TickReport()
         var sampled: [(JobRecord, CgroupReading)] = []
@@ -64,9 +63,8 @@ public struct JobMonitor: Sendable {
                                  memBytesTree: r.memBytesTree, memBytesCommon: r.memBytesCommon,
                                  maxMemBytesTree: r.maxMemBytesTree).insert(db)
             }
-            for job in vanished {
-                try db.execute(sql: "UPDATE jobs SET monitor_state = 'vanished' WHERE id = ?", arguments: [job.id!])
-            }
+            try JobRecord.filter(keys: vanished.map { $0.id! })
+                .updateAll(db, JobRecord.Columns.monitorState.set(to: JobRecord.MonitorState.vanished))
         }
         report.sampled = readings.count
         report.vanished = vanished.map(\.jobKey)
@@ -96,11 +94,13 @@ public struct JobMonitor: Sendable {
     /// Records why, stops the containers, and signals the job's processes.
     func kill(_ job: JobRecord, reason: String) async throws {
         let signal = JobLimits.signal(job.terminateMethod)
-        try await pool.write { db in
+        _ = try await pool.write { db in
             // SGE's failed 37: a limit was enforced; exit status 128 + signal.
-            try db.execute(sql: """
-                UPDATE jobs SET monitor_state = 'killed', failed = 37, exit_status = ?, kill_reason = ? WHERE id = ?
-                """, arguments: [128 + Int(signal), reason, job.id!])
+            try JobRecord.filter(key: job.id!).updateAll(db,
+                JobRecord.Columns.monitorState.set(to: JobRecord.MonitorState.killed),
+                JobRecord.Columns.failed.set(to: 37),
+                JobRecord.Columns.exitStatus.set(to: 128 + Int(signal)),
+                JobRecord.Columns.killReason.set(to: reason))
         }
         logger.notice("job \(job.jobKey): \(reason); sending signal \(signal) to the job and stopping its containers")
         await stopContainers(job.id!)

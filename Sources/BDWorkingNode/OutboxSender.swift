@@ -9,8 +9,9 @@ import Logging
 /// Delivers the outbox's accounting records to `[batch] accounting_endpoint`. A record is
 /// marked delivered only after the accounting daemon acknowledged it; while that daemon is
 /// down or answers 5xx the record waits with exponential backoff (1 s doubling to 5 min),
-/// across restarts since the state is in SQLite. A 4xx answer means the record itself was
-/// refused: it is marked rejected, logged, and kept for inspection rather than retried forever.
+/// across restarts since the state is in SQLite. An answer that says the record itself was refused
+/// (`BDockerError.isPermanent`: a 4xx) marks it rejected, logged and kept for inspection rather
+/// than retried forever.
 public struct OutboxSender: Sendable {
     let pool: DatabasePool
     let client: DaemonClient?
@@ -57,8 +58,7 @@ public struct OutboxSender: Sendable {
     public func deliverDue(now: Double = Date().timeIntervalSince1970) async throws -> Double {
         guard let client else { return 30 }
         let due = try await pool.read { db in
-            try OutboxRecord.filter(Column("state") == "pending" && Column("next_try_at") <= now)
-                .order(Column("id")).limit(500).fetchAll(db)
+            try OutboxRecord.due(now: now).limit(500).fetchAll(db)
         }
         for record in due {
             let outcome: Result<AccountingReceipt, BDockerError> = await Result(catching: { () async throws(BDockerError) -> AccountingReceipt in
@@ -72,7 +72,7 @@ public struct OutboxSender: Sendable {
                     r.state = .delivered
                     r.deliveredAt = Date().timeIntervalSince1970
                     r.lastError = nil
-                case .failure(let error) where [400, 401, 403, 404, 409].contains(error.httpStatus):
+                case .failure(let error) where error.isPermanent:
                     r.state = .rejected
                     r.lastError = error.message
                 case .failure(let error):
@@ -83,24 +83,24 @@ public struct OutboxSender: Sendable {
             }
             switch outcome {
             case .success(let receipt): logger.info("accounting record of job \(record.jobID) delivered (\(receipt.record))")
-            case .failure(let error) where [400, 401, 403, 404, 409].contains(error.httpStatus):
+            case .failure(let error) where error.isPermanent:
                 logger.error("accounting record \(record.id ?? 0) rejected by the accounting daemon, kept in the outbox: \(error.message)")
             case .failure(let error):
                 logger.warning("accounting record \(record.id ?? 0) not delivered (attempt \(record.attempts + 1)), will retry: \(error.message)")
             }
         }
         let next = try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(next_try_at) FROM outbox WHERE state = 'pending'")
+            try OutboxRecord.inState(.pending).select(min(OutboxRecord.Columns.nextTryAt), as: Double.self).fetchOne(db)
         }
         return min(30, max(0.05, (next ?? now + 30) - Date().timeIntervalSince1970))
     }
 
     public func summary() async throws -> Summary {
         try await pool.read { db in
-            func count(_ state: String) throws -> Int {
-                try OutboxRecord.filter(Column("state") == state).fetchCount(db)
+            func count(_ state: OutboxRecord.State) throws -> Int {
+                try OutboxRecord.inState(state).fetchCount(db)
             }
-            return Summary(delivered: try count("delivered"), pending: try count("pending"), rejected: try count("rejected"))
+            return Summary(delivered: try count(.delivered), pending: try count(.pending), rejected: try count(.rejected))
         }
     }
 

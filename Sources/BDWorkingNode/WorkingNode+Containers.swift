@@ -81,13 +81,16 @@ extension WorkingNode {
             throw error
         }
         do {
-            try await database.pool.write { db in
-                try ContainerRecord(id: id, jobID: session.jobID, image: image, bindStage: staged?.stage).insert(db)
+            try await BDockerError.wrapping("recording container \(id) failed") {
+                try await database.pool.write { db in
+                    try ContainerRecord(id: id, jobID: session.jobID, image: image, bindStage: staged?.stage).insert(db)
+                }
             }
         } catch {
+            // Best effort: the container was never recorded, so nothing else will remove it.
             try? await docker.remove(id, force: true)
             if let staged { binds.release(stage: staged.stage) }
-            throw .internalFault("recording container \(id) failed: \(error)")
+            throw error
         }
         return PreparedRun(id: id, session: session)
     }
@@ -95,11 +98,8 @@ extension WorkingNode {
     /// The job's row, as the token's session names it.
     func jobRecord(_ session: UserSession) async throws(BDockerError) -> JobRecord {
         let jobID = session.jobID
-        let job: JobRecord?
-        do {
-            job = try await database.pool.read { db in try JobRecord.fetchOne(db, key: jobID) }
-        } catch {
-            throw .internalFault("reading job \(session.jobKey) failed: \(error)")
+        let job = try await BDockerError.wrapping("reading job \(session.jobKey) failed") {
+            try await database.pool.read { db in try JobRecord.fetchOne(db, key: jobID) }
         }
         guard let job else { throw .internalFault("job \(session.jobKey) vanished from the database") }
         return job
@@ -182,8 +182,23 @@ extension WorkingNode {
     /// Stops (without removing) every running container of a job: a killed job's containers
     /// stay for clean to account and remove.
     func stopAllContainers(jobID: Int64) async {
-        guard let docker, let ids = try? await liveContainerIDs(jobID: jobID) else { return }
-        for id in ids { try? await docker.stop(id, timeoutSeconds: 0) }
+        guard let docker else { return }
+        let ids: [String]
+        do {
+            ids = try await liveContainerIDs(jobID: jobID)
+        } catch {
+            logger.error("job \(jobID): cannot stop its containers: \(error)")
+            return
+        }
+        for id in ids {
+            do {
+                try await docker.stop(id, timeoutSeconds: 0)
+            } catch .notFound {
+                // Already gone: nothing to stop.
+            } catch {
+                logger.warning("job \(jobID): stopping container \(id) failed: \(error)")
+            }
+        }
     }
 
     /// Removes every container of a job (clean); returns how many went.
@@ -210,13 +225,10 @@ extension WorkingNode {
 
     /// The job's containers not yet removed, as recorded in SQLite (the source of truth).
     func liveContainerIDs(jobID: Int64) async throws(BDockerError) -> [String] {
-        do {
-            return try await database.pool.read { db in
-                try String.fetchAll(db, sql: "SELECT id FROM containers WHERE job_id = ? AND removed_at IS NULL",
-                                    arguments: [jobID])
+        try await BDockerError.wrapping("listing the job's containers failed") {
+            try await database.pool.read { db in
+                try ContainerRecord.live(jobID: jobID).select(ContainerRecord.Columns.id, as: String.self).fetchAll(db)
             }
-        } catch {
-            throw .internalFault("listing the job's containers failed: \(error)")
         }
     }
 
@@ -228,21 +240,13 @@ extension WorkingNode {
 
     /// Records the containers as removed and unmounts their pinned binds.
     func markRemoved(_ ids: [String]) async throws(BDockerError) {
-        let stages: [String]
-        do {
-            stages = try await database.pool.write { db in
-                var stages: [String] = []
-                for id in ids {
-                    if let stage = try String.fetchOne(db, sql: "SELECT bind_stage FROM containers WHERE id = ?", arguments: [id]) {
-                        stages.append(stage)
-                    }
-                    try db.execute(sql: "UPDATE containers SET removed_at = ? WHERE id = ?",
-                                   arguments: [Date().timeIntervalSince1970, id])
-                }
+        let stages = try await BDockerError.wrapping("recording removed containers failed") {
+            try await database.pool.write { db in
+                let mine = ContainerRecord.filter(keys: ids)
+                let stages = try mine.select(ContainerRecord.Columns.bindStage, as: String?.self).fetchAll(db).compactMap { $0 }
+                try mine.updateAll(db, ContainerRecord.Columns.removedAt.set(to: Date().timeIntervalSince1970))
                 return stages
             }
-        } catch {
-            throw .internalFault("recording removed containers failed: \(error)")
         }
         for stage in stages { binds.release(stage: stage) }
     }
@@ -251,13 +255,11 @@ extension WorkingNode {
     /// mounts behind). Returns how many went.
     @discardableResult
     public func sweepBindStages() async throws(BDockerError) -> Int {
-        let keep: [String]
-        do {
-            keep = try await database.pool.read { db in
-                try String.fetchAll(db, sql: "SELECT bind_stage FROM containers WHERE removed_at IS NULL AND bind_stage IS NOT NULL")
+        let keep = try await BDockerError.wrapping("listing bind stages failed") {
+            try await database.pool.read { db in
+                try ContainerRecord.all().notRemoved().filter(ContainerRecord.Columns.bindStage != nil)
+                    .select(ContainerRecord.Columns.bindStage, as: String.self).fetchAll(db)
             }
-        } catch {
-            throw .internalFault("listing bind stages failed: \(error)")
         }
         return binds.sweep(keeping: Set(keep))
     }

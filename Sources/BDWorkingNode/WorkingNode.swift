@@ -65,30 +65,43 @@ public struct WorkingNode: Sendable {
         var job = try validatedJob(request.userCredentials)
         // Refuse a live duplicate before touching its cgroups.
         let key = job.jobKey
-        if (try? await database.pool.read({ db in
-            try JobRecord.filter(Column("job_key") == key && Column("state") == "configured").fetchCount(db)
-        })) ?? 0 > 0 {
+        let duplicate = try await BDockerError.wrapping("checking whether job \(key) is configured") {
+            try await database.pool.read { db in try JobRecord.live(key: key).isEmpty(db) == false }
+        }
+        if duplicate {
             throw .conflict("job \(key) is already configured on this node; clean it first")
         }
         try batch?.controller.configureEnvironment(&job)
         let first = batch?.controller.sample(job)
         let prepared = job
         do {
-            return try await database.pool.write { db in
-                var row = prepared
+            return try await insertConfigured(prepared, firstSample: first)
+        } catch {
+            // Undo the environment; the configure's own error is what the caller needs to know.
+            do {
+                try batch?.controller.cleanEnvironment(prepared)
+            } catch let undo {
+                logger.error("job \(prepared.jobKey): undoing its environment after a failed configure failed: \(undo)")
+            }
+            throw error
+        }
+    }
+
+    /// The job row, its first sample and its user token, in one transaction.
+    private func insertConfigured(_ job: JobRecord, firstSample: CgroupReading?) async throws(BDockerError)
+        -> (token: String, job: JobRecord) {
+        try await BDockerError.wrapping("configure of job \(job.jobKey) failed") {
+            try await database.pool.write { db in
+                var row = job
                 do {
                     try row.insert(db)
                 } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                     throw BDockerError.conflict("job \(row.jobKey) is already configured on this node; clean it first")
                 }
-                if let first { try Self.sampleRecord(row.id!, first).insert(db) }
+                if let firstSample { try Self.sampleRecord(row.id!, firstSample).insert(db) }
                 let token = try tokens.issueToken(forJob: row.id!, db: db)
                 return (token, row)
             }
-        } catch {
-            try? batch?.controller.cleanEnvironment(prepared)
-            if let error = error as? BDockerError { throw error }
-            throw .internalFault("configure of job \(prepared.jobKey) failed: \(error)")
         }
     }
 
@@ -102,22 +115,23 @@ public struct WorkingNode: Sendable {
         let removed = try await removeAllContainers(jobID: session.jobID)
         if removed > 0 { logger.info("job \(session.jobKey): removed \(removed) container(s)") }
         let jobID = session.jobID
-        guard var job = try? await database.pool.read({ db in try JobRecord.fetchOne(db, key: jobID) }) else {
-            throw .notFound("job \(session.jobKey) is not known on this node")
+        let row = try await BDockerError.wrapping("reading job \(session.jobKey) failed") {
+            try await database.pool.read { db in try JobRecord.fetchOne(db, key: jobID) }
         }
+        guard var job = row else { throw .notFound("job \(session.jobKey) is not known on this node") }
         let last = batch?.controller.sample(job)
         try batch?.controller.cleanEnvironment(job)
         let end = Date().timeIntervalSince1970
         job.state = .cleaned
         job.cleanedAt = end
         let cleaned = job
-        do {
-            defer { outbox?.kick() }
-            return try await database.pool.write { db in
+        defer { outbox?.kick() }
+        return try await BDockerError.wrapping("clean of job \(session.jobKey) failed") {
+            try await database.pool.write { db in
                 if let last { try Self.sampleRecord(jobID, last, at: end).insert(db) }
                 var accounted = false
                 if let batch, cleaned.cgroup != nil {
-                    let samples = try SampleRecord.filter(Column("job_id") == jobID).fetchAll(db)
+                    let samples = try SampleRecord.of(jobID: jobID).fetchAll(db)
                     let usage = JobUsage.compute(samples: samples, onlyDocker: batch.settings.onlyDockerAccounting)
                     let record = AccountingRecordBuilder.record(job: cleaned, usage: usage, end: end, settings: batch.settings)
                     var outbox = OutboxRecord(jobID: jobID, record: try AccountingRecordBuilder.json(record), line: record.line())
@@ -129,10 +143,6 @@ public struct WorkingNode: Sendable {
                 try tokens.revokeAll(forJob: jobID, db: db)
                 return (cleaned, accounted)
             }
-        } catch let error as BDockerError {
-            throw error
-        } catch {
-            throw .internalFault("clean of job \(session.jobKey) failed: \(error)")
         }
     }
 
@@ -144,18 +154,19 @@ public struct WorkingNode: Sendable {
             return try await tokens.authenticate(token)
         }
         let key = JobRecord.key(jobID: job.id, taskID: job.taskID == "undefined" ? nil : job.taskID)
-        let row: JobRecord?
-        do {
-            row = try await database.pool.read { db in
-                try JobRecord.filter(Column("job_key") == key && Column("state") == "configured").fetchOne(db)
-            }
-        } catch {
-            throw .internalFault("looking up job \(key) failed: \(error)")
+        let row = try await BDockerError.wrapping("looking up job \(key) failed") {
+            try await database.pool.read { db in try JobRecord.live(key: key).fetchOne(db) }
         }
         guard let row, let id = row.id else { throw .notFound("job \(key) is not configured on this node") }
         if let token = request.token {
             // A token planted in the job's token file must not redirect the clean to its job.
-            let session = try? await tokens.authenticate(token)
+            let session: UserSession?
+            do {
+                session = try await tokens.authenticate(token)
+            } catch .unauthorized, .forbidden {
+                // A token that is not a live user token is not this job's either.
+                session = nil
+            }
             guard session?.jobID == id else {
                 throw .forbidden("the token given is not job \(key)'s; refusing to clean")
             }

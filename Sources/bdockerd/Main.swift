@@ -67,7 +67,8 @@ struct BDockerd: AsyncParsableCommand {
             }
             logger.info("stopped")
         } catch let error as BDockerError {
-            logger.critical("\(error.message)")
+            // The operator reads this: the message and its cause.
+            logger.critical("\(error.description)")
             Foundation.exit(1)
         } catch let error as ConfigError {
             logger.critical("configuration error: \(error)")
