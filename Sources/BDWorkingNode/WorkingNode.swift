@@ -70,7 +70,7 @@ public struct WorkingNode: Sendable {
         })) ?? 0 > 0 {
             throw .conflict("job \(key) is already configured on this node; clean it first")
         }
-        try batch?.controller.configureEnvironment(&job)
+        if let batch { try await batch.controller.configureEnvironment(&job) }
         let first = batch?.controller.sample(job)
         let prepared = job
         do {
@@ -86,7 +86,7 @@ public struct WorkingNode: Sendable {
                 return (token, row)
             }
         } catch {
-            try? batch?.controller.cleanEnvironment(prepared)
+            if let batch { try? await batch.controller.cleanEnvironment(prepared) }
             if let error = error as? BDockerError { throw error }
             throw .internalFault("configure of job \(prepared.jobKey) failed: \(error)")
         }
@@ -106,7 +106,7 @@ public struct WorkingNode: Sendable {
             throw .notFound("job \(session.jobKey) is not known on this node")
         }
         let last = batch?.controller.sample(job)
-        try batch?.controller.cleanEnvironment(job)
+        if let batch { try await batch.controller.cleanEnvironment(job) }
         let end = Date().timeIntervalSince1970
         job.state = .cleaned
         job.cleanedAt = end

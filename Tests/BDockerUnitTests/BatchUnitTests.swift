@@ -179,3 +179,43 @@ actor StoppedJobs {
     var ids: Set<Int64> = []
     func add(_ id: Int64) { ids.insert(id) }
 }
+
+@Suite("Batch: job trees on a fake cgroup tree")
+struct CgroupTreeUnitTests {
+    let fake = FakeCgroups()
+
+    @Test func configureMakesTheTreeAndCleanRemovesItEverywhere() async throws {
+        let hierarchies = try CgroupHierarchies(root: fake.root)
+        try await hierarchies.createJobTree("/bdocker/7")
+        for controller in ["cpu", "cpuacct", "memory"] {
+            #expect(FileManager.default.fileExists(atPath: "\(fake.root)/\(controller)/bdocker/7/COMMON"))
+        }
+        try await hierarchies.removeJobTree("/bdocker/7")
+        for controller in ["cpu", "cpuacct", "memory"] {
+            #expect(!FileManager.default.fileExists(atPath: "\(fake.root)/\(controller)/bdocker/7"))
+        }
+    }
+
+    /// A directory that will not go is retried for ~4.8 s; meanwhile the cooperative pool must
+    /// stay free (with the retries asleep on its threads, this test's own sleep would not end).
+    @Test(.timeLimit(.minutes(1))) func retryingARemovalHoldsNoThreadOfTheCooperativePool() async throws {
+        let hierarchies = try CgroupHierarchies(root: fake.root)
+        let count = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        for n in 0..<count {
+            // A plain file stands for a task that never leaves: rmdir fails every time.
+            _ = fake.dir.mkdir("memory/stuck\(n)")
+            fake.dir.write("memory/stuck\(n)/keep", "")
+        }
+        let removals = (0..<count).map { n in
+            Task { await failure { () async throws(BDockerError) in try await hierarchies.removeJobTree("/stuck\(n)") } }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let before = ContinuousClock.now
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(ContinuousClock.now - before < .seconds(1), "a 100 ms sleep took \(ContinuousClock.now - before)")
+        for removal in removals {
+            let error = await removal.value
+            #expect(error?.message.contains("cannot remove cgroup") == true, "\(String(describing: error))")
+        }
+    }
+}
