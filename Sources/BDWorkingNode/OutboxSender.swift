@@ -37,12 +37,7 @@ public struct OutboxSender: Sendable {
         }
         while !Task.isCancelled {
             let wait = (try? await deliverDue()) ?? 5
-            // Short naps so a kick is answered within 0.2 s without another task per wait.
-            var waited = 0.0
-            while waited < wait && !doorbell.answer() && !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(200))
-                waited += 0.2
-            }
+            await doorbell.wait(upTo: .seconds(wait))
         }
     }
 
@@ -109,24 +104,54 @@ public struct OutboxSender: Sendable {
     }
 }
 
-/// A flag set by `ring` and cleared by `answer`, safe from any thread.
+/// Wakes one waiter: `ring` ends the current `wait` at once, or the next one if nobody waits
+/// (rings in between count once). Safe from any thread.
 final class Doorbell: @unchecked Sendable {
-    // @unchecked: `rung` is only touched under `lock`.
+    // @unchecked: `rung` and `waiter` are only touched under `lock`.
     private let lock = NSLock()
     private var rung = false
+    private var waiter: CheckedContinuation<Void, Never>?
 
     func ring() {
         lock.lock()
-        rung = true
+        let waiting = waiter
+        waiter = nil
+        if waiting == nil { rung = true }
         lock.unlock()
+        waiting?.resume()
     }
 
-    /// True once per ring.
-    func answer() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        let was = rung
-        rung = false
-        return was
+    /// Returns after a ring or after `timeout`, whichever is first, or when the task is
+    /// cancelled. One waiter at a time (the sender's loop).
+    func wait(upTo timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { await self.waitForRing() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForRing() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                lock.lock()
+                // Checked under the lock: a cancel handler that ran before this saw no waiter.
+                if rung || Task.isCancelled {
+                    rung = false
+                    lock.unlock()
+                    continuation.resume()
+                } else {
+                    waiter = continuation
+                    lock.unlock()
+                }
+            }
+        } onCancel: {
+            lock.lock()
+            let waiting = waiter
+            waiter = nil
+            lock.unlock()
+            waiting?.resume()
+        }
     }
 }
