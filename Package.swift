@@ -51,6 +51,7 @@ let package = Package(
         .target(name: "BDBatch", dependencies: [
             "BDCore", "BDConfig", "BDStore",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // Docker Engine API client.
         .target(name: "BDDocker", dependencies: [

@@ -65,11 +65,12 @@ public struct Daemon: Sendable {
         case .working:
             let node = try workingNode()
             var services: [any Service] = []
+            // Loops that run as long as the daemon: cancelled on graceful shutdown.
             if let monitor = node.monitor(interval: .seconds(settings.batch.monitoringTime)) {
-                services.append(BackgroundService { await monitor.run() })
+                services.append(ClosureService { await cancelWhenGracefulShutdown { await monitor.run() } })
             }
             if let outbox = node.outbox {
-                services.append(BackgroundService { await outbox.run() })
+                services.append(ClosureService { await cancelWhenGracefulShutdown { await outbox.run() } })
             }
             return (Routes.working(node), services, node)
         case .accounting:
@@ -113,17 +114,5 @@ public struct Daemon: Sendable {
         let group = ServiceGroup(configuration: .init(services: apps.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-    }
-}
-
-/// A loop that runs for as long as the daemon runs (the monitor, the outbox sender) and is
-/// cancelled on shutdown.
-struct BackgroundService: Service {
-    let body: @Sendable () async -> Void
-
-    func run() async {
-        await cancelWhenGracefulShutdown {
-            await body()
-        }
     }
 }

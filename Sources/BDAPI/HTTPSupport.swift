@@ -14,15 +14,44 @@ enum JSONReply {
     }()
 
     static func make<T: Codable & Sendable>(_ results: T, status: HTTPResponse.Status = .ok) -> Response {
-        let envelope = Envelope(statusCode: status.code, results: results)
-        // Encoding our own Codable types cannot fail; fall back to an empty object regardless.
-        let data = (try? encoder.encode(envelope)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(data: data)))
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: envelope(results, status: status)))
     }
 
-    static func error(_ error: BDockerError) -> Response {
-        make(error.message, status: HTTPResponse.Status(code: error.httpStatus))
+    /// The envelope's bytes, for a whole reply or a stream's final frame.
+    static func envelope<T: Codable & Sendable>(_ results: T, status: HTTPResponse.Status = .ok) -> ByteBuffer {
+        // Encoding our own Codable types cannot fail; fall back to an empty object regardless.
+        ByteBuffer(data: (try? encoder.encode(Envelope(statusCode: status.code, results: results))) ?? Data("{}".utf8))
+    }
+}
+
+/// The one place errors become HTTP replies: typed `BDockerError`s by their class
+/// (`BDockerError.httpStatus`), Hummingbird's own (unknown route, wrong method) by their status,
+/// anything else a logged 500. `ErrorEnvelopeMiddleware` uses it for whole replies and
+/// `StreamReply` for a stream's final frame.
+enum ErrorReply {
+    static func envelope(for error: any Error, request: Request, logger: Logger) -> (status: HTTPResponse.Status, body: ByteBuffer) {
+        let (status, message) = reply(for: error, request: request, logger: logger)
+        return (status, JSONReply.envelope(message, status: status))
+    }
+
+    static func reply(for error: any Error, request: Request, logger: Logger) -> (status: HTTPResponse.Status, message: String) {
+        switch error {
+        case let error as BDockerError:
+            if case .internalFault = error {
+                // The cause goes to the log (`description`), never to the user (`message`).
+                logger.error("\(request.method) \(request.uri.path): \(error.description)")
+            } else {
+                logger.info("\(request.method) \(request.uri.path): \(error.httpStatus) \(error.message)")
+            }
+            return (HTTPResponse.Status(code: error.httpStatus), error.message)
+        case let error as HTTPResponseError:
+            let status = error.status
+            return (status, status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : status.reasonPhrase)
+        default:
+            let fault = BDockerError.internalFault("internal error; see the daemon's log", cause: error)
+            logger.error("\(request.method) \(request.uri.path): \(fault.description)")
+            return (.internalServerError, fault.message)
+        }
     }
 }
 
@@ -74,31 +103,17 @@ extension Request {
     }
 }
 
-/// Turns every error thrown by a route into the JSON envelope with the right status. This is the
-/// one place errors become HTTP codes: typed `BDockerError`s by their class, Hummingbird's own
-/// (unknown route, wrong method) by their status, anything else a 500. The cause of a 500 is
-/// logged with its message (`description`) and never sent: the user sees only the message.
+/// Turns every error thrown by a route into the JSON envelope with the right status, through
+/// `ErrorReply`: the one place errors become HTTP codes.
 struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as BDockerError {
-            if case .internalFault = error {
-                logger.error("\(request.method) \(request.uri.path): \(error.description)")
-            } else {
-                logger.info("\(request.method) \(request.uri.path): \(error.httpStatus) \(error.message)")
-            }
-            return JSONReply.error(error)
-        } catch let error as HTTPResponseError {
-            let status = error.status
-            let message = status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : status.reasonPhrase
-            return JSONReply.make(message, status: status)
         } catch {
-            let fault = BDockerError.internalFault("internal error; see the daemon's log", cause: error)
-            logger.error("\(request.method) \(request.uri.path): \(fault.description)")
-            return JSONReply.error(fault)
+            let (status, body) = ErrorReply.envelope(for: error, request: request, logger: logger)
+            return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
         }
     }
 }

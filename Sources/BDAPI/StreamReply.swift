@@ -2,47 +2,66 @@ import BDCore
 import BDDocker
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 
 /// A streamed reply in `StreamFrames` format. `produce` writes frames through the sink; its
 /// result or error becomes the final envelope frame, so a failure after the first byte still
 /// reaches the client with its status.
+///
+/// Back-pressure: each `send` waits until the connection has taken the frame, and the engine's
+/// stream is read only between sends, so a slow client slows the engine read (and the
+/// container's writes) instead of growing the daemon's memory. A client that goes away makes
+/// the next `send` throw, which stops the producer; the container itself keeps running.
 enum StreamReply {
-    /// A way for `produce` to send frames; safe to call from the engine's callbacks.
-    struct Sink: Sendable {
-        let continuation: AsyncStream<ByteBuffer>.Continuation
+    /// A way for `produce` to send frames, one at a time.
+    final class Sink: @unchecked Sendable {
+        // @unchecked: only the response's own task uses the writer, and `produce` awaits each
+        // send before the next, so no two calls overlap.
+        private var writer: any ResponseBodyWriter
+        /// Set once a write failed: the client is gone and nothing more can reach it.
+        private(set) var lost = false
 
-        func send(_ kind: StreamFrameKind, _ payload: ByteBuffer) {
-            var buffer = ByteBuffer(bytes: StreamFrames.header(kind, length: payload.readableBytes))
-            buffer.writeImmutableBuffer(payload)
-            continuation.yield(buffer)
+        init(_ writer: any ResponseBodyWriter) {
+            self.writer = writer
         }
 
-        func send(_ frame: OutputFrame) {
-            send(frame.channel == .stdout ? .stdout : .stderr, frame.payload)
+        func send(_ kind: StreamFrameKind, _ payload: ByteBuffer) async throws(BDockerError) {
+            var buffer = ByteBuffer(bytes: StreamFrames.header(kind, length: payload.readableBytes))
+            buffer.writeImmutableBuffer(payload)
+            do {
+                try await writer.write(buffer)
+            } catch {
+                lost = true
+                throw .unavailable("the client stopped reading the stream: \(error)")
+            }
+        }
+
+        func send(_ frame: OutputFrame) async throws(BDockerError) {
+            try await send(frame.channel == .stdout ? .stdout : .stderr, frame.payload)
+        }
+
+        func finish() async throws {
+            try await writer.finish(nil)
         }
     }
 
     static func make<T: Codable & Sendable>(
+        _ request: Request, logger: Logger,
         _ produce: @escaping @Sendable (Sink) async throws(BDockerError) -> T
     ) -> Response {
-        let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
-        let sink = Sink(continuation: continuation)
-        let task = Task {
-            let data: Data
+        Response(status: .ok, headers: [.contentType: StreamFrames.contentType], body: ResponseBody { writer in
+            let sink = Sink(writer)
+            let end: ByteBuffer
             do {
-                let value = try await produce(sink)
-                data = (try? JSONReply.encoder.encode(Envelope(statusCode: 200, results: value))) ?? Data()
+                end = JSONReply.envelope(try await produce(sink))
             } catch {
-                let failure = error as? BDockerError ?? .internalFault("\(error)")
-                data = (try? JSONReply.encoder.encode(Envelope(statusCode: failure.httpStatus, results: failure.message))) ?? Data()
+                // Nobody is left to tell; failing the body closes the connection.
+                if sink.lost { throw error }
+                end = ErrorReply.envelope(for: error, request: request, logger: logger).body
             }
-            sink.send(.end, ByteBuffer(data: data))
-            continuation.finish()
-        }
-        // A client that goes away stops the producer (the container itself keeps running).
-        continuation.onTermination = { _ in task.cancel() }
-        return Response(status: .ok, headers: [.contentType: StreamFrames.contentType],
-                        body: ResponseBody(asyncSequence: stream))
+            try await sink.send(.end, end)
+            try await sink.finish()
+        })
     }
 }

@@ -52,21 +52,27 @@ public struct CgroupHierarchies: Sendable {
     }
 
     /// Creates `<path>` and `<path>/COMMON` in the accounting hierarchies.
-    public func createJobTree(_ path: String) throws(BDockerError) {
-        for hierarchy in accounting {
-            let common = hierarchy + path + "/COMMON"
-            do {
-                try FileManager.default.createDirectory(atPath: common, withIntermediateDirectories: true)
-            } catch {
-                throw .internalFault("cannot create cgroup \(common): \(error.localizedDescription)")
+    public func createJobTree(_ path: String) async throws(BDockerError) {
+        let accounting = self.accounting
+        try await BlockingWork.run { () throws(BDockerError) in
+            for hierarchy in accounting {
+                let common = hierarchy + path + "/COMMON"
+                do {
+                    try FileManager.default.createDirectory(atPath: common, withIntermediateDirectories: true)
+                } catch {
+                    throw .internalFault("cannot create cgroup \(common): \(error.localizedDescription)")
+                }
             }
         }
     }
 
     /// Moves `pid` into `<path>/COMMON` in the accounting hierarchies; its children follow.
-    public func addToCommon(_ path: String, pid: Int) throws(BDockerError) {
-        for hierarchy in accounting {
-            try Self.write("\(pid)\n", to: hierarchy + path + "/COMMON/tasks")
+    public func addToCommon(_ path: String, pid: Int) async throws(BDockerError) {
+        let accounting = self.accounting
+        try await BlockingWork.run { () throws(BDockerError) in
+            for hierarchy in accounting {
+                try Self.write("\(pid)\n", to: hierarchy + path + "/COMMON/tasks")
+            }
         }
     }
 
@@ -92,26 +98,33 @@ public struct CgroupHierarchies: Sendable {
     }
 
     /// Moves what is left in the tree to the tree's parent and removes the tree, deepest first
-    /// (so COMMON goes before the job directory), in every hierarchy where it exists.
-    public func removeJobTree(_ path: String) throws(BDockerError) {
+    /// (so COMMON goes before the job directory), in every hierarchy where it exists. A
+    /// directory a task is still leaving is retried for up to ~4.8 s; the file work runs on
+    /// `BlockingWork`'s threads and the waits between tries are `Task.sleep`, so no thread is
+    /// held meanwhile.
+    public func removeJobTree(_ path: String) async throws(BDockerError) {
         let parentPath = (path as NSString).deletingLastPathComponent
+        let trees = try await BlockingWork.run { [self] () throws(BDockerError) in
+            all.map { hierarchy in (hierarchy, Self.subtree(hierarchy + path).sorted { $0.count > $1.count }) }
+        }
         var failures: [String] = []
-        for hierarchy in all {
-            let top = hierarchy + path
-            guard FileManager.default.fileExists(atPath: top) else { continue }
-            let dirs = Self.subtree(top).sorted { $0.count > $1.count }
+        for (hierarchy, dirs) in trees {
+            let parentTasks = hierarchy + parentPath + "/tasks"
             for dir in dirs {
-                for pid in Self.tasks(dir) {
-                    try? Self.write("\(pid)\n", to: hierarchy + parentPath + "/tasks")
-                }
-                var removed = false
+                var failure: String?
                 for attempt in 0..<50 {
-                    if rmdir(dir) == 0 || errno == ENOENT { removed = true; break }
-                    // A task may still be leaving; give it a moment.
-                    usleep(useconds_t(20_000 * min(attempt + 1, 5)))
-                    for pid in Self.tasks(dir) { try? Self.write("\(pid)\n", to: hierarchy + parentPath + "/tasks") }
+                    if attempt > 0 {
+                        // A task may still be leaving; give it a moment.
+                        try? await Task.sleep(for: .milliseconds(20 * min(attempt, 5)))
+                    }
+                    failure = try await BlockingWork.run { () throws(BDockerError) -> String? in
+                        for pid in Self.tasks(dir) { try? Self.write("\(pid)\n", to: parentTasks) }
+                        // errno is per thread: read it here, on the thread that called rmdir.
+                        return rmdir(dir) == 0 || errno == ENOENT ? nil : String(cString: strerror(errno))
+                    }
+                    if failure == nil { break }
                 }
-                if !removed { failures.append("\(dir): \(String(cString: strerror(errno)))") }
+                if let failure { failures.append("\(dir): \(failure)") }
             }
         }
         if !failures.isEmpty {

@@ -19,8 +19,10 @@ public protocol CgroupsWNController: WNController {
 }
 
 extension CgroupsWNController {
-    public func configureEnvironment(_ job: inout JobRecord) throws(BDockerError) {
-        let details = try jobDetails(job)
+    public func configureEnvironment(_ job: inout JobRecord) async throws(BDockerError) {
+        let record = job
+        // The batch system's files (SGE's spool) may be on NFS: read them off the cooperative pool.
+        let details = try await BlockingWork.run { [self] () throws(BDockerError) in try jobDetails(record) }
         job.queue = details.queue
         job.host = details.host
         job.jobName = details.jobName
@@ -37,12 +39,12 @@ extension CgroupsWNController {
         }
         let path = settings.batch.parentCgroup.trimmingSlashes + "/" + job.jobKey
         let cgroup = "/" + path.trimmingSlashes
-        try hierarchies.createJobTree(cgroup)
+        try await hierarchies.createJobTree(cgroup)
         if let pid = details.parentPID {
             do {
-                try hierarchies.addToCommon(cgroup, pid: pid)
+                try await hierarchies.addToCommon(cgroup, pid: pid)
             } catch {
-                try? hierarchies.removeJobTree(cgroup)
+                try? await hierarchies.removeJobTree(cgroup)
                 throw error
             }
         }
@@ -66,9 +68,9 @@ extension CgroupsWNController {
         }
     }
 
-    public func cleanEnvironment(_ job: JobRecord) throws(BDockerError) {
+    public func cleanEnvironment(_ job: JobRecord) async throws(BDockerError) {
         guard let hierarchies, let cgroup = job.cgroup else { return }
-        try hierarchies.removeJobTree(cgroup)
+        try await hierarchies.removeJobTree(cgroup)
     }
 }
 

@@ -31,8 +31,9 @@ public protocol WNController: Sendable {
     init(settings: Settings, logger: Logger) throws(BDockerError)
 
     /// conf_environment: reads what the batch system knows and prepares the job's environment.
-    /// Fills the job row's batch fields (queue, limits, cgroup, …) before it is stored.
-    func configureEnvironment(_ job: inout JobRecord) throws(BDockerError)
+    /// Fills the job row's batch fields (queue, limits, cgroup, …) before it is stored. Async so
+    /// that file work can leave the cooperative pool.
+    func configureEnvironment(_ job: inout JobRecord) async throws(BDockerError)
 
     /// The cgroup containers of the job run under (Docker's CgroupParent), or nil.
     func cgroupParent(of job: JobRecord) -> String?
@@ -44,7 +45,7 @@ public protocol WNController: Sendable {
     func signalJob(_ job: JobRecord, _ signal: Int32)
 
     /// clean_environment: removes what configure made. Containers are already gone.
-    func cleanEnvironment(_ job: JobRecord) throws(BDockerError)
+    func cleanEnvironment(_ job: JobRecord) async throws(BDockerError)
 }
 
 /// Working-node controllers by `[batch] controller` name. A new batch system: one line here.

@@ -80,8 +80,8 @@ final class ChildProcess: @unchecked Sendable {
     /// Up to `count` bytes of stdout; empty at end of file.
     func read(upTo count: Int) async throws(BDockerError) -> [UInt8] {
         let fd = stdout
-        do {
-            return try await Self.pool.runIfActive {
+        return try await BDockerError.wrapping("reading from tar failed") {
+            try await Self.pool.runIfActive {
                 var buffer = [UInt8](repeating: 0, count: count)
                 while true {
                     let n = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, count) }
@@ -89,10 +89,6 @@ final class ChildProcess: @unchecked Sendable {
                     if errno != EINTR { throw BDockerError.internalFault("reading from tar failed: \(String(cString: strerror(errno)))") }
                 }
             }
-        } catch let error as BDockerError {
-            throw error
-        } catch {
-            throw .internalFault("reading from tar failed: \(error)")
         }
     }
 

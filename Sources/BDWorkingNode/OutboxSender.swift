@@ -37,13 +37,15 @@ public struct OutboxSender: Sendable {
             return
         }
         while !Task.isCancelled {
-            let wait = (try? await deliverDue()) ?? 5
-            // Short naps so a kick is answered within 0.2 s without another task per wait.
-            var waited = 0.0
-            while waited < wait && !doorbell.answer() && !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(200))
-                waited += 0.2
+            let wait: Double
+            do {
+                wait = try await deliverDue()
+            } catch {
+                // The outbox is in SQLite: a failed pass loses nothing; say why and try again soon.
+                logger.error("accounting outbox: delivery pass failed, retrying in 5 s: \(error)")
+                wait = 5
             }
+            await doorbell.wait(upTo: .seconds(wait))
         }
     }
 
@@ -82,7 +84,8 @@ public struct OutboxSender: Sendable {
                 try r.update(db)
             }
             switch outcome {
-            case .success(let receipt): logger.info("accounting record of job \(record.jobID) delivered (\(receipt.record))")
+            // Per record: DEBUG (a busy node delivers many).
+            case .success(let receipt): logger.debug("accounting record of job \(record.jobID) delivered (\(receipt.record))")
             case .failure(let error) where error.isPermanent:
                 logger.error("accounting record \(record.id ?? 0) rejected by the accounting daemon, kept in the outbox: \(error.message)")
             case .failure(let error):
@@ -109,24 +112,54 @@ public struct OutboxSender: Sendable {
     }
 }
 
-/// A flag set by `ring` and cleared by `answer`, safe from any thread.
+/// Wakes one waiter: `ring` ends the current `wait` at once, or the next one if nobody waits
+/// (rings in between count once). Safe from any thread.
 final class Doorbell: @unchecked Sendable {
-    // @unchecked: `rung` is only touched under `lock`.
+    // @unchecked: `rung` and `waiter` are only touched under `lock`.
     private let lock = NSLock()
     private var rung = false
+    private var waiter: CheckedContinuation<Void, Never>?
 
     func ring() {
         lock.lock()
-        rung = true
+        let waiting = waiter
+        waiter = nil
+        if waiting == nil { rung = true }
         lock.unlock()
+        waiting?.resume()
     }
 
-    /// True once per ring.
-    func answer() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        let was = rung
-        rung = false
-        return was
+    /// Returns after a ring or after `timeout`, whichever is first, or when the task is
+    /// cancelled. One waiter at a time (the sender's loop).
+    func wait(upTo timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { await self.waitForRing() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForRing() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                lock.lock()
+                // Checked under the lock: a cancel handler that ran before this saw no waiter.
+                if rung || Task.isCancelled {
+                    rung = false
+                    lock.unlock()
+                    continuation.resume()
+                } else {
+                    waiter = continuation
+                    lock.unlock()
+                }
+            }
+        } onCancel: {
+            lock.lock()
+            let waiting = waiter
+            waiter = nil
+            lock.unlock()
+            waiting?.resume()
+        }
     }
 }

@@ -71,7 +71,7 @@ public struct WorkingNode: Sendable {
         if duplicate {
             throw .conflict("job \(key) is already configured on this node; clean it first")
         }
-        try batch?.controller.configureEnvironment(&job)
+        if let batch { try await batch.controller.configureEnvironment(&job) }
         let first = batch?.controller.sample(job)
         let prepared = job
         do {
@@ -79,7 +79,7 @@ public struct WorkingNode: Sendable {
         } catch {
             // Undo the environment; the configure's own error is what the caller needs to know.
             do {
-                try batch?.controller.cleanEnvironment(prepared)
+                if let batch { try await batch.controller.cleanEnvironment(prepared) }
             } catch let undo {
                 logger.error("job \(prepared.jobKey): undoing its environment after a failed configure failed: \(undo)")
             }
@@ -120,7 +120,7 @@ public struct WorkingNode: Sendable {
         }
         guard var job = row else { throw .notFound("job \(session.jobKey) is not known on this node") }
         let last = batch?.controller.sample(job)
-        try batch?.controller.cleanEnvironment(job)
+        if let batch { try await batch.controller.cleanEnvironment(job) }
         let end = Date().timeIntervalSince1970
         job.state = .cleaned
         job.cleanedAt = end

@@ -179,3 +179,45 @@ actor StoppedJobs {
     var ids: Set<Int64> = []
     func add(_ id: Int64) { ids.insert(id) }
 }
+
+@Suite("Batch: job trees on a fake cgroup tree")
+struct CgroupTreeUnitTests {
+    let fake = FakeCgroups()
+
+    @Test func configureMakesTheTreeAndCleanRemovesItEverywhere() async throws {
+        let hierarchies = try CgroupHierarchies(root: fake.root)
+        try await hierarchies.createJobTree("/bdocker/7")
+        for controller in ["cpu", "cpuacct", "memory"] {
+            #expect(FileManager.default.fileExists(atPath: "\(fake.root)/\(controller)/bdocker/7/COMMON"))
+        }
+        try await hierarchies.removeJobTree("/bdocker/7")
+        for controller in ["cpu", "cpuacct", "memory"] {
+            #expect(!FileManager.default.fileExists(atPath: "\(fake.root)/\(controller)/bdocker/7"))
+        }
+    }
+
+    /// A directory that will not go is retried for ~4.8 s; meanwhile the cooperative pool must
+    /// stay free (with the retries asleep on its threads, this test's own sleep would not end).
+    @Test(.timeLimit(.minutes(1))) func retryingARemovalHoldsNoThreadOfTheCooperativePool() async throws {
+        let hierarchies = try CgroupHierarchies(root: fake.root)
+        let count = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        for n in 0..<count {
+            // A plain file stands for a task that never leaves: rmdir fails every time.
+            _ = fake.dir.mkdir("memory/stuck\(n)")
+            fake.dir.write("memory/stuck\(n)/keep", "")
+        }
+        let removals = (0..<count).map { n in
+            Task { await failure { () async throws(BDockerError) in try await hierarchies.removeJobTree("/stuck\(n)") } }
+        }
+        // Measured from the start: a thread blocked by a retry would hold this sleep's wake-up
+        // back until the removals gave up (4.8 s); the bound sits well between the two, so a
+        // busy machine does not fail it.
+        let before = ContinuousClock.now
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(ContinuousClock.now - before < .milliseconds(3500), "a 300 ms sleep took \(ContinuousClock.now - before)")
+        for removal in removals {
+            let error = await removal.value
+            #expect(error?.message.contains("cannot remove cgroup") == true, "\(String(describing: error))")
+        }
+    }
+}
