@@ -32,6 +32,28 @@ public struct AccountingServer: Sendable {
         return try await store(request.record)
     }
 
+    /// The batch form: every line parsed on its own (a bad one is its own 400), the good ones
+    /// handed to the ledger together.
+    public func setAccountingBatch(_ request: AccountingBatchRequest) async throws(BDockerError) -> AccountingBatchReceipt {
+        try tokens.verifyAdmin(request.adminToken)
+        guard request.lines.count <= AccountingBatchRequest.maxLines else {
+            throw .invalidInput("a batch holds at most \(AccountingBatchRequest.maxLines) lines, not \(request.lines.count)")
+        }
+        var items = [AccountingBatchReceipt.Item?](repeating: nil, count: request.lines.count)
+        var records: [SGEAccountingRecord] = [], positions: [Int] = []
+        for (i, line) in request.lines.enumerated() {
+            do {
+                records.append(try SGEAccountingRecord.parse(line))
+                positions.append(i)
+            } catch {
+                items[i] = AccountingBatchReceipt.Item(.failure(error))
+            }
+        }
+        for (i, result) in zip(positions, await ledger.submit(records)) { items[i] = AccountingBatchReceipt.Item(result) }
+        logger.debug("batch of \(request.lines.count) accounting lines stored")
+        return AccountingBatchReceipt(items: items.map { $0 ?? AccountingBatchReceipt.Item(statusCode: 500, error: "no result") })
+    }
+
     private func store(_ record: SGEAccountingRecord) async throws(BDockerError) -> AccountingReceipt {
         let receipt = try await ledger.submit(record)
         // Per record: DEBUG, so a busy cluster does not pay a log line (and its write) per job.
@@ -47,6 +69,10 @@ extension Routes {
         router.put("set_accounting") { request, _ -> Response in
             var request = request
             return JSONReply.make(try await server.setAccounting(try await request.decodeJSON(SetAccountingRequest.self)))
+        }
+        router.put("set_accounting_batch") { request, _ -> Response in
+            var request = request
+            return JSONReply.make(try await server.setAccountingBatch(try await request.decodeJSON(AccountingBatchRequest.self)))
         }
         router.put("accounting") { request, _ -> Response in
             var request = request

@@ -12,11 +12,12 @@ import Logging
 /// of them — so the cost of durability is shared as load grows. The blocking work runs on a
 /// serial queue of its own, off Swift's cooperative pool that serves the HTTP requests.
 public actor AccountingLedger {
-    private typealias Reply = CheckedContinuation<Result<AccountingReceipt, BDockerError>, Never>
+    private typealias Reply = CheckedContinuation<[Result<AccountingReceipt, BDockerError>], Never>
 
     /// Nil once closed.
     private var file: AccountingFile?
-    private var waiting: [(record: SGEAccountingRecord, reply: Reply)] = []
+    /// Submissions not yet written: one request's records (one, or a batch's) and its reply.
+    private var waiting: [(records: [SGEAccountingRecord], reply: Reply)] = []
     /// The task writing batches, while there are any.
     private var drainer: Task<Void, Never>?
     private let queue = DispatchQueue(label: "bdocker.accounting-file")
@@ -41,14 +42,22 @@ public actor AccountingLedger {
     /// Stores the record and appends its line, or finds it already stored (`new` false). A
     /// different record under the same key is a `conflict`.
     public func submit(_ record: SGEAccountingRecord) async throws(BDockerError) -> AccountingReceipt {
-        guard file != nil else { throw .unavailable("the accounting ledger is shutting down") }
-        let result = await withCheckedContinuation { (reply: Reply) in
-            waiting.append((record, reply))
+        guard let result = await submit([record]).first else { throw .internalFault("the ledger returned no result") }
+        return try result.get()
+    }
+
+    /// Many records at once (a batch request): they go out together, in order, one result each.
+    public func submit(_ records: [SGEAccountingRecord]) async -> [Result<AccountingReceipt, BDockerError>] {
+        guard file != nil else {
+            return Array(repeating: .failure(.unavailable("the accounting ledger is shutting down")), count: records.count)
+        }
+        guard !records.isEmpty else { return [] }
+        return await withCheckedContinuation { (reply: Reply) in
+            waiting.append((records, reply))
             if drainer == nil {
                 drainer = Task { await drain() }
             }
         }
-        return try result.get()
     }
 
     /// Waits for the batch in progress, then releases the file and its lock. Later submissions
@@ -64,18 +73,29 @@ public actor AccountingLedger {
     }
 
     /// Writes batches until nobody waits. `file` is set throughout: `close()` waits for this.
+    /// A batch takes whole submissions, up to `batchLimit` records (a larger submission goes
+    /// alone).
     private func drain() async {
         while !waiting.isEmpty, let current = file {
-            let batch = Array(waiting.prefix(Self.batchLimit))
-            waiting.removeFirst(batch.count)
-            let records = batch.map(\.record)
+            var taken = 1, count = waiting[0].records.count
+            while taken < waiting.count, count + waiting[taken].records.count <= Self.batchLimit {
+                count += waiting[taken].records.count
+                taken += 1
+            }
+            let batch = Array(waiting.prefix(taken))
+            waiting.removeFirst(taken)
+            let records = batch.flatMap(\.records)
             let (updated, results) = await offload {
                 var file = current
                 let results = file.commit(records)
                 return (file, results)
             }
             file = updated
-            for (entry, result) in zip(batch, results) { entry.reply.resume(returning: result) }
+            var rest = results[...]
+            for entry in batch {
+                entry.reply.resume(returning: Array(rest.prefix(entry.records.count)))
+                rest = rest.dropFirst(entry.records.count)
+            }
         }
         drainer = nil
     }

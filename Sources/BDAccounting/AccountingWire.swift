@@ -1,3 +1,8 @@
+// tools/fuzz.sh compiles this file into one module with BDCore's sources.
+#if canImport(BDCore)
+import BDCore
+#endif
+
 /// The accounting daemon's request and reply bodies (snake_case, as in the original API). They
 /// live beside the record so the working node's sender and the daemon share one definition.
 
@@ -44,4 +49,65 @@ public struct AccountingReceipt: Codable, Sendable, Equatable {
         self.new = new
         self.record = record
     }
+}
+
+/// `PUT /set_accounting_batch`: many SGE lines in one request — one transaction, one append
+/// and one sync for all of them on the daemon (`AccountingLedger`). Each line gets its own
+/// result, in order: one bad line does not refuse the others.
+public struct AccountingBatchRequest: Codable, Sendable {
+    /// Most lines one request may carry (and the request body limit of 1 MiB holds them).
+    public static let maxLines = 1_000
+
+    public var adminToken: String
+    public var lines: [String]
+
+    public init(adminToken: String, lines: [String]) {
+        self.adminToken = adminToken
+        self.lines = lines
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case adminToken = "admin_token"
+        case lines
+    }
+}
+
+/// The reply to a batch: one item per line, in the request's order.
+public struct AccountingBatchReceipt: Codable, Sendable, Equatable {
+    public struct Item: Codable, Sendable, Equatable {
+        /// 200 when the line is stored and in the file, else the status a single request would get.
+        public var statusCode: Int
+        public var new: Bool?
+        public var record: String?
+        public var error: String?
+
+        public init(statusCode: Int, new: Bool? = nil, record: String? = nil, error: String? = nil) {
+            self.statusCode = statusCode
+            self.new = new
+            self.record = record
+            self.error = error
+        }
+
+        public init(_ result: Result<AccountingReceipt, BDockerError>) {
+            switch result {
+            case .success(let receipt): self.init(statusCode: 200, new: receipt.new, record: receipt.record)
+            case .failure(let error): self.init(statusCode: error.httpStatus, error: error.message)
+            }
+        }
+
+        /// The item as the result a single request would have had.
+        public var result: Result<AccountingReceipt, BDockerError> {
+            if statusCode == 200 { return .success(AccountingReceipt(new: new ?? false, record: record ?? "")) }
+            return .failure(BDockerError.fromHTTP(status: statusCode, message: error ?? "refused"))
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case statusCode = "status_code"
+            case new, record, error
+        }
+    }
+
+    public var items: [Item]
+
+    public init(items: [Item]) { self.items = items }
 }

@@ -62,27 +62,39 @@ public struct OutboxSender: Sendable {
         let due = try await pool.read { db in
             try OutboxRecord.due(now: now).limit(500).fetchAll(db)
         }
-        for record in due {
-            let outcome: Result<AccountingReceipt, BDockerError> = await Result(catching: { () async throws(BDockerError) -> AccountingReceipt in
-                try await client.call(.PUT, "/set_accounting", body: SetAccountingRequest(adminToken: adminToken, accounting: record.line))
-            })
-            try await pool.write { db in
+        // Several due records go as one batch (one request, one sync on the daemon); one goes
+        // alone, in the original API's form.
+        let outcomes: [Result<AccountingReceipt, BDockerError>]
+        if due.count > 1 {
+            outcomes = await sendBatch(due.map(\.line), client: client)
+        } else {
+            outcomes = await due.asyncMap { record in
+                await Result { () async throws(BDockerError) -> AccountingReceipt in
+                    try await client.call(.PUT, "/set_accounting", body: SetAccountingRequest(adminToken: adminToken, accounting: record.line))
+                }
+            }
+        }
+        let triedAt = Date().timeIntervalSince1970
+        try await pool.write { db in
+            for (record, outcome) in zip(due, outcomes) {
                 var r = record
                 r.attempts += 1
                 switch outcome {
                 case .success:
                     r.state = .delivered
-                    r.deliveredAt = Date().timeIntervalSince1970
+                    r.deliveredAt = triedAt
                     r.lastError = nil
                 case .failure(let error) where error.isPermanent:
                     r.state = .rejected
                     r.lastError = error.message
                 case .failure(let error):
-                    r.nextTryAt = Date().timeIntervalSince1970 + Self.backoff(attempts: r.attempts)
+                    r.nextTryAt = triedAt + Self.backoff(attempts: r.attempts)
                     r.lastError = error.message
                 }
                 try r.update(db)
             }
+        }
+        for (record, outcome) in zip(due, outcomes) {
             switch outcome {
             // Per record: DEBUG (a busy node delivers many).
             case .success(let receipt): logger.debug("accounting record of job \(record.jobID) delivered (\(receipt.record))")
@@ -96,6 +108,29 @@ public struct OutboxSender: Sendable {
             try OutboxRecord.inState(.pending).select(min(OutboxRecord.Columns.nextTryAt), as: Double.self).fetchOne(db)
         }
         return min(30, max(0.05, (next ?? now + 30) - Date().timeIntervalSince1970))
+    }
+
+    /// One `PUT /set_accounting_batch`; its items are the records' outcomes. A failure of the
+    /// request as a whole is every record's outcome (a retry, or a refusal for all). An
+    /// accounting daemon too old to know the batch form (404) gets the records one by one.
+    func sendBatch(_ lines: [String], client: DaemonClient) async -> [Result<AccountingReceipt, BDockerError>] {
+        do throws(BDockerError) {
+            let receipt: AccountingBatchReceipt = try await client.call(
+                .PUT, "/set_accounting_batch", body: AccountingBatchRequest(adminToken: adminToken, lines: lines))
+            guard receipt.items.count == lines.count else {
+                let error = BDockerError.unavailable("the accounting daemon answered \(receipt.items.count) results for \(lines.count) lines")
+                return Array(repeating: .failure(error), count: lines.count)
+            }
+            return receipt.items.map(\.result)
+        } catch where error.httpStatus == 404 {
+            return await lines.asyncMap { line in
+                await Result { () async throws(BDockerError) -> AccountingReceipt in
+                    try await client.call(.PUT, "/set_accounting", body: SetAccountingRequest(adminToken: adminToken, accounting: line))
+                }
+            }
+        } catch {
+            return Array(repeating: .failure(error), count: lines.count)
+        }
     }
 
     public func summary() async throws -> Summary {
@@ -161,5 +196,15 @@ final class Doorbell: @unchecked Sendable {
             lock.unlock()
             waiting?.resume()
         }
+    }
+}
+
+extension Array {
+    /// `map` with an async transform, one element at a time, in order.
+    func asyncMap<T>(_ transform: (Element) async -> T) async -> [T] {
+        var results: [T] = []
+        results.reserveCapacity(count)
+        for element in self { results.append(await transform(element)) }
+        return results
     }
 }

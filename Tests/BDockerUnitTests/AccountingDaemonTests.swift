@@ -7,6 +7,7 @@ import BDConfig
 import BDCore
 import BDStore
 import BDTestSupport
+import BDWorkingNode
 import Foundation
 import GRDB
 import Logging
@@ -198,9 +199,11 @@ struct AccountingDaemonTests {
     }
 
     /// The real daemon killed with SIGKILL, again and again, while 16 clients send 1,000
-    /// records and resend whatever was not acknowledged: afterwards every record is in the store
-    /// and in the file exactly once.
-    @Test(.timeLimit(.minutes(5))) func killedRepeatedlyDuringALoadEveryRecordEndsUpOnce() async throws {
+    /// records — one per request, or in batches of 25 as the outbox sends them — and resend
+    /// whatever was not acknowledged: afterwards every record is in the store and in the file
+    /// exactly once.
+    @Test(.timeLimit(.minutes(5)), arguments: [1, 25])
+    func killedRepeatedlyDuringALoadEveryRecordEndsUpOnce(batchSize: Int) async throws {
         let port = try Self.freePort()
         let settingsText = try String(contentsOfFile: config.configPath, encoding: .utf8)
             .replacingOccurrences(of: "port = 5001", with: "port = \(port)")
@@ -216,13 +219,21 @@ struct AccountingDaemonTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for worker in 0..<16 {
                     group.addTask {
-                        for r in records.indices where r % 16 == worker {
+                        let mine = records.indices.filter { $0 % 16 == worker }.map { records[$0].line() }
+                        for start in stride(from: 0, to: mine.count, by: batchSize) {
+                            let lines = Array(mine[start..<min(start + batchSize, mine.count)])
                             // Resend until acknowledged, as the working node's sender does.
                             while true {
                                 do {
-                                    let _: AccountingReceipt = try await client.call(
-                                        .PUT, "/set_accounting", body: SetAccountingRequest(adminToken: token, accounting: records[r].line()))
-                                    acknowledged.add()
+                                    if batchSize == 1 {
+                                        let _: AccountingReceipt = try await client.call(
+                                            .PUT, "/set_accounting", body: SetAccountingRequest(adminToken: token, accounting: lines[0]))
+                                    } else {
+                                        let receipt: AccountingBatchReceipt = try await client.call(
+                                            .PUT, "/set_accounting_batch", body: AccountingBatchRequest(adminToken: token, lines: lines))
+                                        guard receipt.items.allSatisfy({ $0.statusCode == 200 }) else { throw BDockerError.unavailable("retry") }
+                                    }
+                                    for _ in lines { acknowledged.add() }
                                     break
                                 } catch {
                                     try await Task.sleep(for: .milliseconds(20))
@@ -253,6 +264,82 @@ struct AccountingDaemonTests {
         #expect(try storedCount(database) == 1000)
         let notInFile = try await database.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM not_in_file") }
         #expect(notInFile == 0)
+    }
+
+    /// A batch: each line its own result, in order; the good ones stored and in the file once,
+    /// with one append for the whole batch; sent again, nothing new.
+    @Test func aBatchStoresEachGoodLineOnceWithOneAppend() async throws {
+        try await withDaemon { server, database in
+            let client = DaemonClient(endpoint: server.endpoint)
+            let existing = SampleAccounting.record(job: 90)
+            let _: AccountingReceipt = try await client.call(
+                .PUT, "/set_accounting", body: SetAccountingRequest(adminToken: config.adminToken, accounting: existing.line()))
+            var conflicting = existing
+            conflicting.cpu += 1
+            let good = (1...200).map { SampleAccounting.record(job: 100 + $0, host: "node\($0 % 4)").line() }
+            let lines = good[..<100] + ["not an accounting line", existing.line(), conflicting.line()] + good[100...]
+            let request = AccountingBatchRequest(adminToken: config.adminToken, lines: Array(lines))
+            let receipt: AccountingBatchReceipt = try await client.call(.PUT, "/set_accounting_batch", body: request)
+            #expect(receipt.items.count == 203)
+            #expect(receipt.items.filter { $0.statusCode == 200 && $0.new == true }.count == 200)
+            #expect(receipt.items[100].statusCode == 400)
+            #expect(receipt.items[101] == AccountingBatchReceipt.Item(statusCode: 200, new: false, record: existing.key.description))
+            #expect(receipt.items[102].statusCode == 409)
+
+            #expect(try fileLines() == [existing.line()] + good)
+            #expect(try storedCount(database) == 201)
+            // One append (and sync) for the batch: its 200 records share one appended_at.
+            let appends = try await database.pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT appended_at) FROM records WHERE job_number > 100")
+            }
+            #expect(appends == 1)
+
+            let again: AccountingBatchReceipt = try await client.call(.PUT, "/set_accounting_batch", body: request)
+            #expect(again.items.filter { $0.new == true }.isEmpty)
+            #expect(try fileLines().count == 201)
+        }
+    }
+
+    @Test func aBatchNeedsTheAdminTokenAndAtMostItsLimitOfLines() async throws {
+        try await withDaemon { server, database in
+            let client = DaemonClient(endpoint: server.endpoint)
+            let line = SampleAccounting.record(job: 1).line()
+            let wrong = try await client.raw(.PUT, "/set_accounting_batch", body: AccountingBatchRequest(adminToken: "nope", lines: [line]))
+            #expect(wrong.0 == 403)
+            let tooMany = Array(repeating: line, count: AccountingBatchRequest.maxLines + 1)
+            let big = try await client.raw(.PUT, "/set_accounting_batch",
+                                           body: AccountingBatchRequest(adminToken: config.adminToken, lines: tooMany))
+            #expect(big.0 == 400)
+            #expect(try storedCount(database) == 0)
+        }
+    }
+
+    /// The working node's sender with 50 records due: one batch request, every record
+    /// delivered, the accounting daemon appends them with one write and one sync.
+    @Test func theOutboxSendsSeveralDueRecordsAsOneBatch() async throws {
+        try await withDaemon { server, database in
+            let node = try BDockerDatabase.open(path: files.file("working.sqlite"), role: "working", migrationsDir: nil)
+            let records = (1...50).map { SampleAccounting.record(job: 7000 + $0) }
+            try await node.pool.write { db in
+                for record in records {
+                    var job = JobRecord(batchJobID: "\(record.jobNumber)", taskID: nil, user: "ann", uid: 1000, gid: 1000,
+                                        home: "/h", spoolDir: nil)
+                    job.state = .cleaned
+                    try job.insert(db)
+                    var row = OutboxRecord(jobID: job.id!, record: "{}", line: record.line(), createdAt: 0)
+                    row.nextTryAt = 0
+                    try row.insert(db)
+                }
+            }
+            let sender = OutboxSender(pool: node.pool, endpoint: server.endpoint, adminToken: config.adminToken,
+                                      timeoutSeconds: 30, logger: Logger(label: "test"))
+            try await sender.deliverDue()
+            let summary = try await sender.summary()
+            #expect(summary.delivered == 50 && summary.pending == 0 && summary.rejected == 0)
+            #expect(try fileLines() == records.map { $0.line() })
+            let appends = try await database.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT appended_at) FROM records") }
+            #expect(appends == 1)
+        }
     }
 
     static func freePort() throws -> Int {

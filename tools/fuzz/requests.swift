@@ -38,6 +38,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     roundTrip(SetAccountingRequest.self, body)
     roundTrip(AccountingRecordRequest.self, body)
     roundTrip(Envelope<AccountingReceipt>.self, body)
+    roundTrip(AccountingBatchRequest.self, body)
+    roundTrip(Envelope<AccountingBatchReceipt>.self, body)
+    if let request = try? JSONDecoder().decode(AccountingBatchRequest.self, from: body) {
+        for line in request.lines.prefix(AccountingBatchRequest.maxLines) {
+            do { _ = try SGEAccountingRecord.parse(line) } catch { requireMessage(error) }
+        }
+    }
     if let request = try? JSONDecoder().decode(SetAccountingRequest.self, from: body) {
         do { _ = try SGEAccountingRecord.parse(request.accounting) } catch { requireMessage(error) }
     }
