@@ -3,16 +3,16 @@ import NIOPosix
 
 /// Threads for the batch module's blocking file work: cgroup directories, `tasks` writes (the
 /// kernel migrates the processes before the write returns) and spool files, which may be on
-/// NFS. Configure and clean run it here, so no thread of Swift's cooperative pool, which
-/// serves every request, waits on the kernel.
-enum BlockingWork {
+/// NFS. Configure, clean and the monitor's readings run here, so no thread of Swift's
+/// cooperative pool, which serves every request, waits on the kernel.
+public enum BlockingWork {
     static let pool: NIOThreadPool = {
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         return pool
     }()
 
-    static func run<T: Sendable>(_ work: @escaping @Sendable () throws(BDockerError) -> T) async throws(BDockerError) -> T {
+    public static func run<T: Sendable>(_ work: @escaping @Sendable () throws(BDockerError) -> T) async throws(BDockerError) -> T {
         do {
             return try await pool.runIfActive { try work() }
         } catch let error as BDockerError {

@@ -13,6 +13,8 @@ public struct CgroupHierarchies: Sendable {
     public let cpuacct: String
     /// Directory holding `memory.usage_in_bytes`.
     public let memory: String
+    /// The counter files the monitor reads, kept open between ticks.
+    public let counters = CounterFiles()
 
     public init(root: String) throws(BDockerError) {
         self.root = root
@@ -82,14 +84,14 @@ public struct CgroupHierarchies: Sendable {
 
     /// One reading of the tree and of COMMON. Nil when the tree is gone.
     public func sample(_ path: String) -> CgroupReading? {
-        guard let cpuTree = Self.readNumber(cpuacct + path + "/cpuacct.usage"),
-              let memTree = Self.readNumber(memory + path + "/memory.usage_in_bytes") else { return nil }
+        guard let cpuTree = counters.read(cpuacct + path + "/cpuacct.usage", verifyLinked: true),
+              let memTree = counters.read(memory + path + "/memory.usage_in_bytes") else { return nil }
         return CgroupReading(
             cpuNanosTree: cpuTree,
-            cpuNanosCommon: Self.readNumber(cpuacct + path + "/COMMON/cpuacct.usage") ?? 0,
+            cpuNanosCommon: counters.read(cpuacct + path + "/COMMON/cpuacct.usage") ?? 0,
             memBytesTree: memTree,
-            memBytesCommon: Self.readNumber(memory + path + "/COMMON/memory.usage_in_bytes") ?? 0,
-            maxMemBytesTree: Self.readNumber(memory + path + "/memory.max_usage_in_bytes") ?? memTree)
+            memBytesCommon: counters.read(memory + path + "/COMMON/memory.usage_in_bytes") ?? 0,
+            maxMemBytesTree: counters.read(memory + path + "/memory.max_usage_in_bytes") ?? memTree)
     }
 
     /// Every pid in the tree (all hierarchies' views are the same processes; read cpuacct's).
@@ -103,6 +105,7 @@ public struct CgroupHierarchies: Sendable {
     /// `BlockingWork`'s threads and the waits between tries are `Task.sleep`, so no thread is
     /// held meanwhile.
     public func removeJobTree(_ path: String) async throws(BDockerError) {
+        for hierarchy in [cpuacct, memory] { counters.forget(under: hierarchy + path + "/") }
         let parentPath = (path as NSString).deletingLastPathComponent
         let trees = try await BlockingWork.run { [self] () throws(BDockerError) in
             all.map { hierarchy in (hierarchy, Self.subtree(hierarchy + path).sorted { $0.count > $1.count }) }
@@ -159,11 +162,6 @@ public struct CgroupHierarchies: Sendable {
         text.split(separator: "\n").compactMap { line in Int32(line).flatMap { $0 > 0 ? Int($0) : nil } }
     }
 
-    static func readNumber(_ path: String) -> Int64? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        return parseCounter(text)
-    }
-
     /// The largest counter reading kept (2^62 − 1; ~146 years of CPU nanoseconds, 4 EiB):
     /// larger readings are clamped to it, so that sums and differences of two readings (usage
     /// arithmetic in JobUsage and the monitor) cannot overflow `Int64`.
@@ -172,10 +170,8 @@ public struct CgroupHierarchies: Sendable {
     /// A cgroup counter file's number: a non-negative whole number, clamped to
     /// `largestCounter`; nil for anything else (a negative number, text, empty).
     static func parseCounter(_ text: String) -> Int64? {
-        let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !t.isEmpty, t.utf8.allSatisfy({ (48...57).contains($0) }) else { return nil }
-        // Only digits: nil from Int64(_:) can only mean more than Int64.max.
-        return min(Int64(t) ?? largestCounter, largestCounter)
+        var text = text
+        return text.withUTF8 { CounterFiles.parseCounter($0) }
     }
 
     static func write(_ text: String, to path: String) throws(BDockerError) {

@@ -55,7 +55,11 @@ extension CgroupsWNController {
     public func cgroupParent(of job: JobRecord) -> String? { job.cgroup }
 
     public func sample(_ job: JobRecord) -> CgroupReading? {
-        guard let hierarchies, let cgroup = job.cgroup else { return nil }
+        sample(cgroup: job.cgroup)
+    }
+
+    public func sample(cgroup: String?) -> CgroupReading? {
+        guard let hierarchies, let cgroup else { return nil }
         return hierarchies.sample(cgroup)
     }
 

@@ -41,6 +41,10 @@ public protocol WNController: Sendable {
     /// One reading of the job's usage, or nil when there is nothing to read (no cgroups, gone).
     func sample(_ job: JobRecord) -> CgroupReading?
 
+    /// The same by the job's cgroup path alone: the monitor's per-tick path, which reads only
+    /// the columns it needs rather than whole job rows.
+    func sample(cgroup: String?) -> CgroupReading?
+
     /// Sends the job's processes the signal (all but the batch system's own parent process).
     func signalJob(_ job: JobRecord, _ signal: Int32)
 

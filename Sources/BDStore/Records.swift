@@ -245,6 +245,9 @@ extension JobRecord {
         public static let failed = Column(CodingKeys.failed)
         public static let exitStatus = Column(CodingKeys.exitStatus)
         public static let killReason = Column(CodingKeys.killReason)
+        public static let cgroup = Column(CodingKeys.cgroup)
+        public static let maxCPUSeconds = Column(CodingKeys.maxCPUSeconds)
+        public static let maxMemBytes = Column(CodingKeys.maxMemBytes)
     }
 
     public static let tokens = hasMany(TokenRecord.self)

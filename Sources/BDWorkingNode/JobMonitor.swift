@@ -45,33 +45,64 @@ public struct JobMonitor: Sendable {
         public var killed: [String] = []
     }
 
+    /// What a tick needs of a live job, read from the row by column (no Codable decoding of
+    /// whole job rows on the tick path).
+    struct MonitoredJob: Sendable {
+        var id: Int64
+        var jobKey: String
+        var cgroup: String?
+        var maxCPUSeconds: Double?
+        var maxMemBytes: Int64?
+
+        static let columns = [JobRecord.Columns.id, JobRecord.Columns.jobKey, JobRecord.Columns.cgroup,
+                              JobRecord.Columns.maxCPUSeconds, JobRecord.Columns.maxMemBytes]
+
+        init(row: Row) {
+            id = row[0]
+            jobKey = row[1]
+            cgroup = row[2]
+            maxCPUSeconds = row[3]
+            maxMemBytes = row[4]
+        }
+    }
+
     @discardableResult
     public func tick(now: Double = Date().timeIntervalSince1970) async throws -> TickReport {
         let jobs = try await pool.read { db in
-            try JobRecord.monitored().fetchAll(db)
+            try Row.fetchAll(db, JobRecord.monitored().select(MonitoredJob.columns)).map(MonitoredJob.init(row:))
         }
         var report = TickReport()
-        var sampled: [(JobRecord, CgroupReading)] = []
-        var gone: [JobRecord] = []
-        for job in jobs {
-            if let reading = controller.sample(job) { sampled.append((job, reading)) } else { gone.append(job) }
-        }
-        let readings = sampled, vanished = gone
-        try await pool.write { db in
-            for (job, r) in readings {
-                try SampleRecord(jobID: job.id!, takenAt: now, cpuNanosTree: r.cpuNanosTree, cpuNanosCommon: r.cpuNanosCommon,
-                                 memBytesTree: r.memBytesTree, memBytesCommon: r.memBytesCommon,
-                                 maxMemBytesTree: r.maxMemBytesTree).insert(db)
+        // The reads are file I/O: on the batch module's threads, not the cooperative pool.
+        let controller = self.controller
+        let (readings, vanished) = try await BlockingWork.run { () throws(BDockerError) in
+            var sampled: [(MonitoredJob, CgroupReading)] = []
+            var gone: [MonitoredJob] = []
+            sampled.reserveCapacity(jobs.count)
+            for job in jobs {
+                if let reading = controller.sample(cgroup: job.cgroup) { sampled.append((job, reading)) } else { gone.append(job) }
             }
-            try JobRecord.filter(keys: vanished.map { $0.id! })
+            return (sampled, gone)
+        }
+        try await pool.write { db in
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO samples (job_id, taken_at, cpu_ns_tree, cpu_ns_common, mem_bytes_tree, mem_bytes_common, max_mem_bytes_tree)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+            for (job, r) in readings {
+                try insert.execute(arguments: [job.id, now, r.cpuNanosTree, r.cpuNanosCommon, r.memBytesTree, r.memBytesCommon,
+                                               r.maxMemBytesTree])
+            }
+            try JobRecord.filter(keys: vanished.map(\.id))
                 .updateAll(db, JobRecord.Columns.monitorState.set(to: JobRecord.MonitorState.vanished))
         }
         report.sampled = readings.count
         report.vanished = vanished.map(\.jobKey)
         for job in vanished { logger.warning("job \(job.jobKey): its cgroup \(job.cgroup ?? "-") vanished; no longer monitored") }
         for (job, reading) in readings {
-            if let reason = Self.quotaExceeded(job, reading) {
-                try await kill(job, reason: reason)
+            if let reason = Self.quotaExceeded(cpuLimit: job.maxCPUSeconds, memoryLimit: job.maxMemBytes, reading) {
+                // A kill is rare: only now the whole row (terminate method, parent pid).
+                guard let full = try await pool.read({ db in try JobRecord.fetchOne(db, key: job.id) }) else { continue }
+                try await kill(full, reason: reason)
                 report.killed.append(job.jobKey)
             }
         }
@@ -80,11 +111,15 @@ public struct JobMonitor: Sendable {
 
     /// Why the job is over its quota, or nil.
     static func quotaExceeded(_ job: JobRecord, _ r: CgroupReading) -> String? {
-        if let limit = job.maxCPUSeconds {
+        quotaExceeded(cpuLimit: job.maxCPUSeconds, memoryLimit: job.maxMemBytes, r)
+    }
+
+    static func quotaExceeded(cpuLimit: Double?, memoryLimit: Int64?, _ r: CgroupReading) -> String? {
+        if let limit = cpuLimit {
             let used = Double(r.cpuNanosTree) / 1e9
             if used >= limit { return String(format: "h_cpu exceeded: %.1f s used, limit %.1f s", used, limit) }
         }
-        if let limit = job.maxMemBytes {
+        if let limit = memoryLimit {
             let used = max(r.maxMemBytesTree, r.memBytesTree)
             if used >= limit { return "memory limit exceeded: \(used) bytes used, limit \(limit) bytes" }
         }
