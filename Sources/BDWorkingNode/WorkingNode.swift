@@ -99,7 +99,7 @@ public struct WorkingNode: Sendable {
     public func clean(_ request: CleanRequest, caller: Caller) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
         try AccessPolicy.requireRoot(caller, for: "clean")
         let session = try await cleanTarget(request)
-        let removed = try await removeAllContainers(jobID: session.jobID)
+        let removed = try await removeAllContainers(jobID: session.jobID, jobKey: session.jobKey, user: session.user)
         if removed > 0 { logger.info("job \(session.jobKey): removed \(removed) container(s)") }
         let jobID = session.jobID
         guard var job = try? await database.pool.read({ db in try JobRecord.fetchOne(db, key: jobID) }) else {
