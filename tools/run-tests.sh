@@ -7,7 +7,8 @@
 # image, test users) with tools/test-env.sh, builds everything once, then per run: removes what
 # earlier runs left behind (tools/lib/leftovers.sh: test cgroups, test containers on the test
 # engine, bind staging), runs the whole Swift suite, then the end-to-end run under a real Grid
-# Engine (tools/e2e-gridengine.sh), the fuzz targets (tools/fuzz.sh) and the test of this script
+# Engine (tools/e2e-gridengine.sh), the short crash soak (tools/soak.sh --short), the fuzz
+# targets (tools/fuzz.sh) and the test of this script
 # (tools/test-run-tests-exit.sh). The environment guarantees every requirement, so a skipped
 # Swift test fails the run. At exit it sweeps again and stops only the services this command
 # started. Extra arguments go to `swift test` (e.g. --filter Store) and skip the
@@ -119,6 +120,8 @@ run_suite() {
     if [[ -z $fake ]] && ((${#swift_args[@]} == 0)); then
         # bdocker under a real Grid Engine (prolog/epilog, qsub, qacct).
         tools/e2e-gridengine.sh "$bin" || failure="${failure:+$failure; }e2e exit $?"
+        # Both daemons killed at random under a stream of jobs: exactly-once, nothing left.
+        tools/soak.sh --short "$bin" || failure="${failure:+$failure; }soak exit $?"
         # The parsers of user-controlled input under libFuzzer, a fixed number of inputs each.
         tools/fuzz.sh "${BDOCKER_FUZZ_RUNS:-20000}" || failure="${failure:+$failure; }fuzz exit $?"
         # This script's own exit status, sweep and lock, on a scratch tree.

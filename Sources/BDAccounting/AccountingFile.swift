@@ -76,6 +76,21 @@ struct AccountingFile: Sendable {
         }
     }
 
+    /// At start: repairs the file (one bdocker cannot vouch for stops the daemon here), then
+    /// appends what a crash left unwritten. That append failing (a full disk) does not stop the
+    /// daemon: the records stay in the store, requests are answered 503 meanwhile, and the next
+    /// append, once there is room, writes them all.
+    mutating func start() throws(BDockerError) {
+        if needsRepair || !isAsConfirmed() {
+            try repair()
+        }
+        do {
+            try appendPending()
+        } catch {
+            logger.error("accounting file \(path): \(error.message); the records not yet in it are written with the next append")
+        }
+    }
+
     /// Appends the lines of all records not yet in the file, repairing first if needed.
     mutating func appendPending() throws(BDockerError) {
         if needsRepair || !isAsConfirmed() {

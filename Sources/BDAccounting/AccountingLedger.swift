@@ -26,11 +26,12 @@ public actor AccountingLedger {
     static let batchLimit = 1_000
 
     /// Opens the file and repairs it (see `AccountingFile.repair`) before any request is taken;
-    /// a file it cannot vouch for stops the daemon here, with the reason.
+    /// a file it cannot vouch for stops the daemon here, with the reason. A file it cannot
+    /// append to (a full disk) does not: the daemon starts and answers 503 until it can.
     public init(database: BDockerDatabase, filePath: String, logger: Logger) throws(BDockerError) {
         var file = AccountingFile(path: filePath, store: AccountingStore(pool: database.pool), logger: logger)
         // Repairs first (a new file starts dirty), then writes what a crash left unwritten.
-        try file.appendPending()
+        try file.start()
         self.file = file
     }
 

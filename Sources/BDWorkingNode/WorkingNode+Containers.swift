@@ -201,20 +201,39 @@ extension WorkingNode {
         }
     }
 
-    /// Removes every container of a job (clean); returns how many went.
-    func removeAllContainers(jobID: Int64) async throws(BDockerError) -> Int {
+    /// Removes every container of a job (clean); returns how many went: those recorded for the
+    /// job, and those the engine holds under the job's labels that were never recorded. The
+    /// engine finishes a create even when the daemon that asked for it is killed meanwhile, so
+    /// a daemon killed during `createContainer` leaves a container only the labels name. Job
+    /// keys are unique among configured jobs and an earlier job with the same key was cleaned,
+    /// so a container labelled with this key and user now is this job's, or that job's leftover.
+    func removeAllContainers(jobID: Int64, jobKey: String, user: String) async throws(BDockerError) -> Int {
         let ids = try await liveContainerIDs(jobID: jobID)
-        guard !ids.isEmpty else { return 0 }
+        var unrecorded: [String] = []
+        if let docker {
+            do {
+                let recorded = Set(ids)
+                unrecorded = try await docker.list(all: true, labelFilter: [Self.jobLabel: jobKey, Self.userLabel: user])
+                    .map(\.id).filter { !recorded.contains($0) }
+            } catch {
+                // Best effort: the recorded containers still go; the engine's own error follows if it is down.
+                logger.warning("job \(jobKey): cannot list the engine's containers labelled with the job: \(error.message)")
+            }
+        }
+        guard !ids.isEmpty || !unrecorded.isEmpty else { return 0 }
         let docker = try engine()
-        for id in ids {
+        for id in ids + unrecorded {
             do {
                 try await docker.remove(id, force: true)
             } catch .notFound {
                 // Already gone (removed by hand or by the engine): nothing to do.
             }
         }
+        if !unrecorded.isEmpty {
+            logger.warning("job \(jobKey): removed \(unrecorded.count) container(s) never recorded (a create interrupted by a restart)")
+        }
         try await markRemoved(ids)
-        return ids.count
+        return ids.count + unrecorded.count
     }
 
     // MARK: ownership

@@ -112,7 +112,7 @@ public struct WorkingNode: Sendable {
     public func clean(_ request: CleanRequest, caller: Caller) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
         try AccessPolicy.requireRoot(caller, for: "clean")
         let session = try await cleanTarget(request)
-        let removed = try await removeAllContainers(jobID: session.jobID)
+        let removed = try await removeAllContainers(jobID: session.jobID, jobKey: session.jobKey, user: session.user)
         if removed > 0 { logger.info("job \(session.jobKey): removed \(removed) container(s)") }
         let jobID = session.jobID
         let row = try await BDockerError.wrapping("reading job \(session.jobKey) failed") {

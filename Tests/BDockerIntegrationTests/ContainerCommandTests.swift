@@ -255,4 +255,30 @@ struct ContainerCommandTests {
         #expect(!left.stdout.contains(running))
         }
     }
+
+    /// The engine finishes a create even when the daemon that asked for it is killed meanwhile:
+    /// such a container was never recorded for the job, only its labels name it. Clean removes
+    /// it too, and leaves alone a container labelled for the same job but another user
+    /// (tools/soak.sh found these left behind after kill -9 of the working daemon).
+    @Test func cleanRemovesAContainerTheDaemonNeverRecorded() async throws {
+        try await withNode { node in
+        let user = try testUser(), other = try testUser(1)
+        let job = try await node.configure(user)
+        let url = TestEnvironment.load()["BDOCKER_TEST_DOCKER_URL"] ?? ""
+        func create(_ owner: String) async throws -> String {
+            let r = try await runCommand("/usr/bin/docker", ["-H", url, "create", "--label", "bdocker.job=\(job)",
+                                                             "--label", "bdocker.user=\(owner)", node.image, "true"])
+            try #require(r.status == 0, "docker create: \(r.stderr)")
+            return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let unrecorded = try await create(user.name)
+        let foreign = try await create(other.name)
+        let r = try await node.clean(user, job)
+        #expect(r.status == 0, "\(r.stderr)")
+        let left = try await runCommand("/usr/bin/docker", ["-H", url, "ps", "-aq", "--no-trunc", "--filter", "label=bdocker.job=\(job)"])
+        #expect(!left.stdout.contains(unrecorded), "the unrecorded container was left behind")
+        #expect(left.stdout.contains(foreign), "another user's container was removed")
+        _ = try? await runCommand("/usr/bin/docker", ["-H", url, "rm", "-f", foreign])
+        }
+    }
 }

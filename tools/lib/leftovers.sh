@@ -4,14 +4,16 @@
 # meant for tools/e2e-gridengine.sh too.
 #
 #   sweep_leftovers              all three below
-#   sweep_test_cgroups [GLOB...] cgroups /sys/fs/cgroup/*/bdocker-test-* and /sys/fs/cgroup/*/bdocker-e2e*
+#   sweep_test_cgroups [GLOB...] cgroups /sys/fs/cgroup/*/bdocker-test-*, /sys/fs/cgroup/*/bdocker-e2e*
+#                                and /sys/fs/cgroup/*/bdocker-soak-* (a killed soak's)
 #                                (or only the given name globs, which must start with one of those):
 #                                their tasks, and their children's, go back to the hierarchy's root,
 #                                then the directories are removed deepest first
 #   sweep_test_containers        containers labelled bdocker.job or bdocker.test on the TEST engine
 #                                ($BDOCKER_TEST_DOCKER_URL, else /run/bdocker-test/env); never the
 #                                system engine
-#   sweep_bind_staging           bind-mount staging /run/bdocker-test*/binds and /run/bdocker-e2e*/binds:
+#   sweep_bind_staging           bind-mount staging /run/bdocker-test*/binds, /run/bdocker-e2e*/binds and
+#                                /tmp/bdocker-soak-*/binds:
 #                                mounts below it are lazily unmounted, then its empty directories
 #                                removed (rmdir only: nothing is ever deleted recursively)
 #
@@ -26,7 +28,7 @@
 leftovers_log() { echo "leftovers: $*" >&2; }
 
 # Names the sweep may touch at a hierarchy's root.
-leftovers_is_test_cgroup_name() { [[ $1 == bdocker-test-* || $1 == bdocker-e2e* ]] && [[ $1 != */* ]]; }
+leftovers_is_test_cgroup_name() { [[ $1 == bdocker-test-* || $1 == bdocker-e2e* || $1 == bdocker-soak-* ]] && [[ $1 != */* ]]; }
 
 sweep_leftovers() {
     local rc=0
@@ -39,7 +41,7 @@ sweep_leftovers() {
 # ---------------------------------------------------------------------------------------------
 sweep_test_cgroups() { # [NAME_GLOB...]
     local root=${LEFTOVERS_CGROUP_ROOT:-/sys/fs/cgroup} globs=("$@") glob hierarchy top rc=0
-    ((${#globs[@]})) || globs=('bdocker-test-*' 'bdocker-e2e*')
+    ((${#globs[@]})) || globs=('bdocker-test-*' 'bdocker-e2e*' 'bdocker-soak-*')
     for glob in "${globs[@]}"; do
         leftovers_is_test_cgroup_name "$glob" || { leftovers_log "refusing cgroup name pattern '$glob'"; return 1; }
     done
@@ -136,7 +138,7 @@ leftovers_mounts_under() { # DIR
 
 sweep_bind_staging() {
     local patterns pattern base mp rc=0 mounts dirs=() dir
-    read -ra patterns <<<"${LEFTOVERS_BINDS_GLOB:-/run/bdocker-test*/binds /run/bdocker-e2e*/binds}"
+    read -ra patterns <<<"${LEFTOVERS_BINDS_GLOB:-/run/bdocker-test*/binds /run/bdocker-e2e*/binds /tmp/bdocker-soak-*/binds}"
     for pattern in "${patterns[@]}"; do
         # shellcheck disable=SC2206  # the glob is meant to expand
         local bases=($pattern)
