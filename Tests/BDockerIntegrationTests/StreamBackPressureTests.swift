@@ -88,7 +88,9 @@ struct StreamBackPressureTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 200"), "\(String(decoding: head.prefix(200), as: UTF8.self))")
-        #expect(received > 1 << 20, "only \(received) bytes of the stream arrived")
+        // The stream flows (how much depends on the machine's load; 16 KiB reads every 50 ms
+        // give at most ~3 MiB): what matters is that it moves while the daemon stays small.
+        #expect(received > 64 << 10, "only \(received) bytes of the stream arrived")
         let containers = try await engine.list(all: true, labelFilter: ["bdocker.job": job])
         #expect(containers.count == 1)
         print("stream back-pressure: daemon RSS \(baseline >> 20) MiB before, peak \(peak >> 20) MiB while \(received >> 10) KiB were read")
