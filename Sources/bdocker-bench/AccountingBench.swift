@@ -45,6 +45,9 @@ enum AccountingBench {
             results.append(BenchResult(name: "accounting notifications/s, \(clients) client\(clients == 1 ? "" : "s")", value: rate,
                                        unit: "/s", limit: limit, limitName: "append+fdatasync on the same filesystem"))
         }
+        let batched = try await notify(clients: 16, count: notifications * 10, dir: dir + "/batch-16", bin: bin, batchSize: 250)
+        results.append(BenchResult(name: "accounting records/s, 16 clients, batches of 250", value: batched, unit: "/s",
+                                   limit: limit * 250, limitName: "append+fdatasync, one per 250 records"))
         let exported = try await export(records: exportRecords, dir: dir + "/export", bin: bin)
         results.append(BenchResult(name: "bdocker-acct export, records/s (\(exportRecords) records)", value: exported, unit: "/s"))
     }
@@ -52,7 +55,7 @@ enum AccountingBench {
     // MARK: - Notifications per second
 
     @discardableResult
-    static func notify(clients: Int, count: Int, dir: String, bin: String) async throws -> Double {
+    static func notify(clients: Int, count: Int, dir: String, bin: String, batchSize: Int = 1) async throws -> Double {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let token = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
         _ = FileManager.default.createFile(atPath: dir + "/admin_token", contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
@@ -90,10 +93,20 @@ enum AccountingBench {
             for worker in 0..<clients {
                 group.addTask {
                     var mine: [Duration] = []
-                    for i in stride(from: worker, to: count, by: clients) {
+                    let indices = Array(stride(from: worker, to: count, by: clients))
+                    for start in stride(from: 0, to: indices.count, by: batchSize) {
                         let sent = clock.now
-                        let _: AccountingReceipt = try await client.call(
-                            .PUT, "/set_accounting", body: SetAccountingRequest(adminToken: token, accounting: lines[i]))
+                        if batchSize == 1 {
+                            let _: AccountingReceipt = try await client.call(
+                                .PUT, "/set_accounting", body: SetAccountingRequest(adminToken: token, accounting: lines[indices[start]]))
+                        } else {
+                            let part = indices[start..<min(start + batchSize, indices.count)].map { lines[$0] }
+                            let receipt: AccountingBatchReceipt = try await client.call(
+                                .PUT, "/set_accounting_batch", body: AccountingBatchRequest(adminToken: token, lines: part))
+                            guard receipt.items.allSatisfy({ $0.statusCode == 200 }) else {
+                                throw BDockerError.internalFault("a batch line was refused: \(receipt.items.first { $0.statusCode != 200 }?.error ?? "")")
+                            }
+                        }
                         mine.append(clock.now - sent)
                     }
                     return mine
@@ -105,8 +118,8 @@ enum AccountingBench {
         let batches = try await DatabaseQueue(path: dir + "/accounting.sqlite").read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT appended_at) FROM records") ?? 0
         }
-        print(String(format: "notify  %2d client%@: %6d in %6.2f s = %7.0f notifications/s; latency p50 %.1f ms, p99 %.1f ms; %d file syncs (%.1f records each)",
-                     clients, clients == 1 ? " " : "s", count, seconds, Double(count) / seconds,
+        print(String(format: "notify  %2d client%@%@: %6d in %6.2f s = %7.0f records/s; latency p50 %.1f ms, p99 %.1f ms; %d file syncs (%.1f records each)",
+                     clients, clients == 1 ? " " : "s", batchSize > 1 ? " (batches of \(batchSize))" : "", count, seconds, Double(count) / seconds,
                      latencies[latencies.count / 2].seconds * 1000, latencies[latencies.count * 99 / 100].seconds * 1000,
                      batches, Double(count) / Double(max(batches, 1))))
         return Double(count) / seconds

@@ -28,6 +28,8 @@ struct Bench {
             args.removeSubrange(i...(i + 1))
         }
         var results: [BenchResult] = []
+        // As bdockerd does: the monitor's kept-open counter files and the pread limit need them.
+        ProcessLimits.raiseDescriptorLimit()
         switch args.first {
         case "monitor":
             let jobs = args.dropFirst().first.flatMap(Int.init) ?? 1000

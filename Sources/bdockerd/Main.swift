@@ -51,7 +51,7 @@ struct BDockerd: AsyncParsableCommand {
         }
         let logger = Logger(label: "bdockerd")
         for warning in settings.warnings { logger.warning("\(warning)") }
-        Self.raiseDescriptorLimit()
+        ProcessLimits.raiseDescriptorLimit()
         do {
             // Files the daemon makes (its databases, their -wal and -shm) are root's alone.
             umask(0o077)
@@ -75,15 +75,6 @@ struct BDockerd: AsyncParsableCommand {
             logger.critical("configuration error: \(error)")
             Foundation.exit(78)
         }
-    }
-
-    /// The soft descriptor limit up to the hard one (systemd gives 1024 soft, 524288 hard): the
-    /// monitor keeps each live job's counter files open, five per job.
-    static func raiseDescriptorLimit() {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
-        limit.rlim_cur = limit.rlim_max
-        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     func checkAndExit(_ settings: Settings) -> Never {
