@@ -131,9 +131,12 @@ struct Bench {
         var settings = try SettingsLoader.load(path: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("etc/configure_bdocker.cfg").path)
         settings.batch.cgroupsDir = "\(base)/cg"
-        let monitor = JobMonitor(pool: db.pool, controller: try SGEWNController(settings: settings, logger: Logger(label: "bench")),
-                                 interval: .seconds(10), logger: Logger(label: "bench")) { _ in }
+        let controller = try SGEWNController(settings: settings, logger: Logger(label: "bench"))
+        let monitor = JobMonitor(pool: db.pool, controller: controller, interval: .seconds(10), logger: Logger(label: "bench")) { _ in }
         _ = try await monitor.tick()  // warm up
+        if let counters = controller.hierarchies?.counters {
+            print("counter files kept open: \(counters.openCount) (capacity \(counters.capacity))")
+        }
         var cpu: [Double] = [], wall: [Double] = []
         for _ in 0..<ticks {
             let c0 = cpuSeconds(), w0 = Date()
