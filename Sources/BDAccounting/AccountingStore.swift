@@ -107,9 +107,11 @@ struct AccountingStore: Sendable {
         let now = Date().timeIntervalSince1970
         try access("confirming appended accounting lines") {
             try transaction(.deferredSync) { db in
+                // One prepared statement for the whole batch (a query-interface update would be
+                // built and parsed again for every line).
+                let mark = try db.cachedStatement(sql: "UPDATE records SET appended_at = ?, file_offset = ? WHERE id = ?")
                 for line in lines {
-                    try StoredRecord.filter(key: line.id).updateAll(db, StoredRecord.Columns.appendedAt.set(to: now),
-                                                                     StoredRecord.Columns.fileOffset.set(to: line.offset))
+                    try mark.execute(arguments: [now, line.offset, line.id])
                 }
                 try AccountingFileRecord.filter(key: AccountingFileRecord.only).updateAll(db,
                     AccountingFileRecord.Columns.endOffset.set(to: end), AccountingFileRecord.Columns.lastRecordID.set(to: last.id))
