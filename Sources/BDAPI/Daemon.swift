@@ -84,7 +84,10 @@ public struct Daemon: Sendable {
 
     /// Where the role listens: the working node on its unix socket (and TCP for user commands
     /// only when `listen_tcp` is on); the accounting daemon on TCP, for the cluster's nodes.
-    public var listeners: [Listener] {
+    public var listeners: [Listener] { Self.listeners(for: settings) }
+
+    /// The same from the settings alone (for `--check-config`, which builds no daemon).
+    public static func listeners(for settings: Settings) -> [Listener] {
         let idle = Duration.seconds(settings.server.idleTimeout)
         let cap = settings.server.maxConnectionsPerUser
         let tcp = Listener(.tcp(host: settings.server.host, port: settings.server.port), idleTimeout: idle, maxConnectionsPerUser: cap)

@@ -150,11 +150,13 @@ public enum SettingsLoader {
         let known = knownKeys
         for section in ini.sectionOrder {
             guard let keys = known[section] else {
-                warnings.append("\(ini.path): [\(section)] is not a bdocker section; it is ignored")
+                let hint = Suggestion.section(section, among: Array(known.keys)).map { " (\($0))" } ?? ""
+                warnings.append("\(ini.path): [\(section)] is not a bdocker section; it is ignored\(hint)")
                 continue
             }
             for (key, entry) in ini.sections[section]! where !keys.contains(key) {
-                warnings.append("\(ini.path):\(entry.line): [\(section)] \(key) is not a bdocker key; it is ignored")
+                let hint = Suggestion.nearest(key, among: Array(keys)).map { " (did you mean \($0)?)" } ?? ""
+                warnings.append("\(ini.path):\(entry.line): [\(section)] \(key) is not a bdocker key; it is ignored\(hint)")
             }
         }
 
@@ -234,13 +236,19 @@ struct Reader {
 
     func requireSection(_ section: String) throws(ConfigError) {
         guard ini.hasSection(section) else {
-            throw ConfigError(file: ini.path, section: section, "section is missing")
+            throw ConfigError(file: ini.path, section: section, "section is missing" + Self.caseHint(section, ini))
         }
+    }
+
+    /// " (the file has [Server]: section names are case-sensitive)" when only the case differs.
+    static func caseHint(_ section: String, _ ini: INIFile) -> String {
+        guard let other = ini.sectionOrder.first(where: { $0.lowercased() == section.lowercased() }) else { return "" }
+        return " (the file has [\(other)]: section names are case-sensitive)"
     }
 
     func string(_ section: String, _ key: String, required: Bool = false) throws(ConfigError) -> String? {
         guard ini.hasSection(section) else {
-            if required { throw ConfigError(file: ini.path, section: section, "section is missing") }
+            if required { throw ConfigError(file: ini.path, section: section, "section is missing" + Self.caseHint(section, ini)) }
             return nil
         }
         guard let entry = ini.entry(section, key) else {
@@ -302,5 +310,45 @@ struct Reader {
         }
         while value.hasSuffix("/") { value.removeLast() }
         return value
+    }
+}
+
+/// The known name an unknown one was probably meant to be.
+enum Suggestion {
+    /// The closest known key by edit distance, if it is close enough to be a typo.
+    static func nearest(_ word: String, among known: [String]) -> String? {
+        var best: (name: String, distance: Int)?
+        for name in known.sorted() {
+            let d = distance(word, name)
+            if d < (best?.distance ?? Int.max) { best = (name, d) }
+        }
+        guard let best, best.distance <= max(2, word.count / 3) else { return nil }
+        return best.name
+    }
+
+    /// For an unknown section: the known one it differs from only in case, or a near one.
+    static func section(_ section: String, among known: [String]) -> String? {
+        if let same = known.first(where: { $0.lowercased() == section.lowercased() }) {
+            return "section names are case-sensitive: use [\(same)]"
+        }
+        return nearest(section, among: known).map { "did you mean [\($0)]?" }
+    }
+
+    /// Levenshtein distance over characters.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        guard !a.isEmpty else { return b.count }
+        guard !b.isEmpty else { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                let substitution: Int = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)
+                let edit: Int = min(previous[j] + 1, current[j - 1] + 1)
+                current[j] = min(edit, substitution)
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 }

@@ -41,7 +41,7 @@ struct BDockerd: AsyncParsableCommand {
             }
         }
         if checkConfig {
-            checkAndExit(settings)
+            await checkAndExit(settings)
         }
 
         do {
@@ -77,26 +77,33 @@ struct BDockerd: AsyncParsableCommand {
         }
     }
 
-    func checkAndExit(_ settings: Settings) -> Never {
-        print("configuration \(settings.file): OK")
-        print("role: \(settings.role.rawValue)")
-        print("listen: \(settings.server.host):\(settings.server.port)")
-        print("database: \(settings.server.database)")
-        for warning in settings.warnings { print("warning: \(warning)") }
+    /// Every check the daemon makes at start (ConfigCheck), then the database's migrations.
+    /// Exit 0, or 78 for a configuration problem, 69 for something outside it (engine down,
+    /// port taken), 1 for a database this version cannot use; stdout is flushed before the
+    /// error so the lines passed come first.
+    func checkAndExit(_ settings: Settings) async -> Never {
+        // Straight to the descriptor, unbuffered: each line is out before any error follows.
+        func say(_ line: String) {
+            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        }
         do {
-            _ = try AdminTokenFile.read(path: settings.credentials.adminTokenFile, requireRootOwner: geteuid() == 0)
-            print("admin token: \(settings.credentials.adminTokenFile) OK")
+            try await ConfigCheck.run(settings, report: say)
+        } catch {
+            CommandLineExit.fail(error.message, code: error.exitCode)
+        }
+        do {
             let (dir, files) = try MigrationSource.load(role: settings.role.rawValue, configured: settings.server.migrationsDir)
-            print("migrations: \(dir) (\(files.map(\.identifier).joined(separator: ", ")))")
+            say("migrations: \(dir) (\(files.map(\.identifier).joined(separator: ", ")))")
+            say("database: \(settings.server.database)")
             if let state = try BDockerDatabase.inspect(path: settings.server.database, role: settings.role.rawValue,
                                                        migrationsDir: settings.server.migrationsDir) {
-                print("applied: \(state.applied.isEmpty ? "none" : state.applied.joined(separator: ", "))")
-                print("pending: \(state.pending.isEmpty ? "none" : state.pending.joined(separator: ", "))")
+                say("applied: \(state.applied.isEmpty ? "none" : state.applied.joined(separator: ", "))")
+                say("pending: \(state.pending.isEmpty ? "none" : state.pending.joined(separator: ", "))")
                 if !state.unknown.isEmpty {
                     CommandLineExit.fail("database \(settings.server.database) has migrations this version does not know: \(state.unknown.joined(separator: ", "))", code: 1)
                 }
             } else {
-                print("applied: none (the database does not exist yet; it is created at start)")
+                say("applied: none (the database does not exist yet; it is created at start)")
             }
         } catch {
             CommandLineExit.fail("\(error)", code: 1)
