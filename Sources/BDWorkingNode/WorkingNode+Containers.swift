@@ -1,3 +1,4 @@
+import BDBatch
 import BDCore
 import BDCredentials
 import BDDocker
@@ -59,7 +60,10 @@ extension WorkingNode {
                 + "([batch] max_containers_per_job); remove some with bdocker rm")
         }
         let job = try await jobRecord(session)
-        let staged = try binds.stage(volumes, for: session)
+        // Opening the user's path and mounting are system calls that can wait (NFS HOMEs): on
+        // the batch module's threads, as are release and sweep below.
+        let binds = self.binds
+        let staged = try await BlockingWork.run { () throws(BDockerError) in try binds.stage(volumes, for: session) }
         let spec = ContainerSpec(
             image: image, cmd: request.script, workingDir: request.workingDir,
             user: "\(session.uid):\(session.gid)", binds: staged?.binds ?? [],
@@ -77,7 +81,7 @@ extension WorkingNode {
             docker = try engine()
             id = try await docker.createContainer(spec)
         } catch {
-            if let staged { binds.release(stage: staged.stage) }
+            if let staged { await releaseStages([staged.stage]) }
             throw error
         }
         do {
@@ -89,7 +93,7 @@ extension WorkingNode {
         } catch {
             // Best effort: the container was never recorded, so nothing else will remove it.
             try? await docker.remove(id, force: true)
-            if let staged { binds.release(stage: staged.stage) }
+            if let staged { await releaseStages([staged.stage]) }
             throw error
         }
         return PreparedRun(id: id, session: session)
@@ -267,7 +271,14 @@ extension WorkingNode {
                 return stages
             }
         }
-        for stage in stages { binds.release(stage: stage) }
+        await releaseStages(stages)
+    }
+
+    /// Unmounts and removes bind stages, off the cooperative pool.
+    func releaseStages(_ stages: [String]) async {
+        guard !stages.isEmpty else { return }
+        let binds = self.binds
+        _ = try? await BlockingWork.run { () throws(BDockerError) in for stage in stages { binds.release(stage: stage) } }
     }
 
     /// At start: unmounts every bind stage no live container holds (a crash must not leave
@@ -280,6 +291,7 @@ extension WorkingNode {
                     .select(ContainerRecord.Columns.bindStage, as: String.self).fetchAll(db)
             }
         }
-        return binds.sweep(keeping: Set(keep))
+        let binds = self.binds
+        return try await BlockingWork.run { () throws(BDockerError) in binds.sweep(keeping: Set(keep)) }
     }
 }

@@ -62,7 +62,9 @@ public struct WorkingNode: Sendable {
     /// job row, its first sample and its user token in one transaction; returns the token.
     public func configure(_ request: ConfigureRequest, caller: Caller) async throws(BDockerError) -> (token: String, job: JobRecord) {
         try AccessPolicy.requireRoot(caller, for: "configure")
-        var job = try validatedJob(request.userCredentials)
+        // The passwd lookup may go to LDAP or NIS (NSS): off the cooperative pool.
+        let node = self, credentials = request.userCredentials
+        var job = try await BlockingWork.run { () throws(BDockerError) in try node.validatedJob(credentials) }
         // Refuse a live duplicate before touching its cgroups.
         let key = job.jobKey
         let duplicate = try await BDockerError.wrapping("checking whether job \(key) is configured") {
