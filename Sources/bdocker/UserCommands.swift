@@ -52,6 +52,20 @@ func guarded(_ body: () async throws -> Void) async {
     }
 }
 
+/// `run`'s own failures exit as docker's do, so a script can tell them from the container's
+/// exit code: 127 when the command is not found, 126 when it cannot be invoked, 125 for any
+/// other failure of bdocker or the engine before the container ran.
+enum RunExitStatus {
+    static func code(for error: any Error) -> Int32 {
+        let message = ((error as? BDockerError)?.message ?? "\(error)").lowercased()
+        if message.contains("executable file not found") || message.contains("no such file or directory") && message.contains("exec") {
+            return 127
+        }
+        if message.contains("permission denied") && message.contains("exec") { return 126 }
+        return 125
+    }
+}
+
 func writeOut(_ kind: StreamFrameKind, _ payload: [UInt8]) {
     switch kind {
     case .stdout: FileHandle.standardOutput.write(Data(payload))
@@ -93,7 +107,15 @@ struct Run: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.") var command: [String] = []
 
     func run() async {
-        await guarded {
+        do {
+            try await runContainer()
+        } catch {
+            CommandLineExit.fail(error, code: RunExitStatus.code(for: error))
+        }
+    }
+
+    func runContainer() async throws {
+        do {
             let (client, token) = try options.resolve()
             let home = ProcessInfo.processInfo.environment["HOME"] ?? "/"
             // Relative host paths are relative to the current directory, as with docker.

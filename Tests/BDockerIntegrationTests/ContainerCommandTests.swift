@@ -110,6 +110,15 @@ struct ContainerCommandTests {
         #expect(rm.stderr.contains("nosuchid: no such container"))
         let missing = try await node.bdocker(user, job, ["pull", "127.0.0.1:5055/busybox:nope"])
         #expect(missing.status != 0 && missing.stderr.contains("not found"), "\(missing.stderr)")
+
+        // run's own failures exit as docker's, apart from any exit code of a container:
+        // 127 command not found, 126 not executable, 125 anything else before it ran.
+        let notFound = try await node.bdocker(user, job, ["run", node.image, "nosuchcommand"])
+        #expect(notFound.status == 127, "\(notFound.status): \(notFound.stderr)")
+        let notExecutable = try await node.bdocker(user, job, ["run", node.image, "/etc/passwd"])
+        #expect(notExecutable.status == 126, "\(notExecutable.status): \(notExecutable.stderr)")
+        let noImage = try await node.bdocker(user, job, ["run", "127.0.0.1:5055/busybox:nope", "true"])
+        #expect(noImage.status == 125, "\(noImage.status): \(noImage.stderr)")
         }
     }
 
