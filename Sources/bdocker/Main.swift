@@ -15,6 +15,22 @@ struct BDocker: AsyncParsableCommand {
             """,
         version: BDockerVersion.current,
         subcommands: [Configure.self, Clean.self, Pull.self, Run.self, Ps.self, Logs.self, Inspect.self, Rm.self, Cp.self, Stop.self, Start.self, Info.self])
+
+    /// As ArgumentParser's, after moving `-H`/`--config` given before the command behind it
+    /// (`bdocker -H unix:///x ps`, as with docker).
+    static func main() async {
+        let arguments = GlobalOptions.movedAfterCommand(Array(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(arguments)
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every command takes: where the daemon is and which config file to read.

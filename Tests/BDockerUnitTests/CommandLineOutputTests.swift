@@ -37,4 +37,23 @@ struct CommandLineOutputTests {
             #expect(try SettingsLoader.settings(from: ini).server.database == "/var/lib/bdocker/\(role.rawValue).sqlite")
         }
     }
+
+    @Test(arguments: [
+        (["-H", "unix:///s", "ps", "-a"], ["ps", "-H", "unix:///s", "-a"]),
+        (["-Hunix:///s", "--config", "/c", "logs", "x"], ["logs", "-Hunix:///s", "--config", "/c", "x"]),
+        (["--host=h:1", "info"], ["info", "--host=h:1"]),
+        (["ps", "-H", "unix:///s"], ["ps", "-H", "unix:///s"]),
+        (["--version"], ["--version"]),
+        (["-H", "unix:///s"], ["-H", "unix:///s"]),
+    ])
+    func connectionOptionsBeforeTheCommandMoveBehindIt(given: [String], expected: [String]) {
+        #expect(GlobalOptions.movedAfterCommand(given) == expected)
+    }
+
+    /// The real client: `-H` before the command is the endpoint it tries.
+    @Test func theClientTakesDashHBeforeTheCommand() async throws {
+        let result = try await runCommand(Repo.binDir + "/bdocker", ["-H", "unix:///nonexistent/bd.sock", "ps", "--token", "t"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("unix:///nonexistent/bd.sock"), "\(result.stderr)")
+    }
 }
