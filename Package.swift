@@ -113,7 +113,7 @@ let package = Package(
         // What both test targets share: temp dirs, test configs, in-process daemons, the test
         // environment and the `.requires(...)` trait that skips a test when its part is missing.
         .target(name: "BDTestSupport", dependencies: [
-            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDWorkingNode", "BDAPI",
+            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDWorkingNode", "BDAPI", "BDClient",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/BDTestSupport"),

@@ -1,4 +1,5 @@
 import BDAPI
+import BDClient
 import BDConfig
 import BDCore
 import BDCredentials
@@ -193,6 +194,40 @@ public func testUser(_ index: Int = 0) throws -> PasswdEntry {
         throw BDockerError.internalFault("test user \(name) does not exist: run tools/test-env.sh up (as root) first")
     }
     return entry
+}
+
+/// Starts the real `bdockerd --config` of `config` and waits until it answers on its socket.
+public func startBdockerd(_ config: TestConfig) async throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Repo.binDir + "/bdockerd")
+    process.arguments = ["--config", config.configPath]
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let client = DaemonClient(endpoint: config.endpoint)
+    for _ in 0..<100 {
+        if (try? await client.call(.GET, "/status", as: StatusResult.self)) != nil { return process }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    process.terminate()
+    throw BDockerError.unavailable("bdockerd did not start on \(config.endpoint)")
+}
+
+/// A TCP socket bound to 127.0.0.1 on a port the kernel picked, listening when asked; the
+/// caller closes it (closed at once, the port is a free one to hand to a daemon).
+public func loopbackSocket(listening: Bool) throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard fd >= 0, bound, !listening || listen(fd, 1) == 0 else {
+        close(fd)
+        throw BDockerError.internalFault("no loopback socket: \(String(cString: strerror(errno)))")
+    }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
 
 /// The error `body` throws, or nil when it succeeds.

@@ -11,21 +11,7 @@ import Testing
 /// bdockerd as a real process: killed with SIGKILL while a job runs, started again.
 @Suite("Daemon restart", .requires(.root, .cgroupsV1, .testUsers))
 struct DaemonRestartTests {
-    /// Starts `bdockerd --config` and waits until it answers on its socket.
-    func startDaemon(_ config: TestConfig) async throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Repo.binDir + "/bdockerd")
-        process.arguments = ["--config", config.configPath]
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let client = DaemonClient(endpoint: config.endpoint)
-        for _ in 0..<100 {
-            if (try? await client.call(.GET, "/status", as: StatusResult.self)) != nil { return process }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        process.terminate()
-        throw BDockerError.unavailable("bdockerd did not start on \(config.endpoint)")
-    }
+    func startDaemon(_ config: TestConfig) async throws -> Process { try await startBdockerd(config) }
 
     @Test func sigtermStopsCleanlyAndLogsGoToTheLogFileToo() async throws {
         let config = try TestConfig(replacing: ["# logging_file = /var/log/bdocker/bdockerd.log": "logging_file = LOGFILE"])

@@ -30,22 +30,12 @@ struct StreamBackPressureTests {
         let engine = try DockerEngine(baseURL: engineURL, logger: Logger(label: "test"))
         try await engine.pull(image)
 
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: Repo.binDir + "/bdockerd")
-        daemon.arguments = ["--config", config.configPath]
-        daemon.standardError = FileHandle.nullDevice
-        try daemon.run()
+        let daemon = try await startBdockerd(config)
         let client = DaemonClient(endpoint: config.endpoint)
         let job = "bp\(Int.random(in: 100_000...999_999))"
         var token: String?
         var failure: (any Error)?
         do {
-            var up = false
-            for _ in 0..<100 where !up {
-                up = (try? await client.call(.GET, "/status", as: StatusResult.self)) != nil
-                if !up { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            try #require(up, "bdockerd did not start")
             token = try await client.call(.POST, "/configuration", body: ConfigureRequest(
                 adminToken: config.adminToken,
                 userCredentials: UserCredentials(user: user.name, uid: user.uid, gid: user.gid, home: user.home, job: JobInfo(id: job))))

@@ -47,7 +47,8 @@ struct CheckConfigTests {
     }
 
     @Test func aGoodAccountingConfigPassesAndATakenPortIs69() async throws {
-        let port = try Self.listeningSocket()
+        let socket = try loopbackSocket(listening: true)
+        let port = (fd: socket.fd, number: socket.port)
         let files = TempDir("bdocker-check")
         let accounting = ["bdocker_accounting = /var/log/bdocker/accounting": "bdocker_accounting = \(files.file("accounting"))"]
         let taken = try TestConfig(role: .accounting, replacing: accounting.merging(["port = 5001": "port = \(port.number)"]) { $1 })
@@ -60,20 +61,6 @@ struct CheckConfigTests {
         let ok = try await check(free)
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout.contains("listen: 127.0.0.1:") && ok.stdout.contains("applied: none"), "\(ok.stdout)")
-    }
-
-    /// A socket listening on 127.0.0.1 and an ephemeral port: (descriptor, port).
-    static func listeningSocket() throws -> (fd: Int32, number: Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok, listen(fd, 1) == 0 else { close(fd); throw BDockerError.internalFault("no listening socket") }
-        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 }
 
