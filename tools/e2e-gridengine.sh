@@ -182,7 +182,9 @@ echo "== the prolog finds bdockerd down"
 stop_pid "$wpid"; wpid=
 jf=$(submit "$u1" "$jobfile")
 state=
-for _ in $(seq 60); do state=$(qstat -u '*' | awk -v j="$jf" '$1 == j {print $5}'); [[ $state == *E* ]] && break; sleep 0.5; done
+# The execution daemon reports a failed prolog to the qmaster some 30 s later (its report
+# interval); until then the job shows 'r'. Allow four times that.
+for _ in $(seq 240); do state=$(qstat -u '*' | awk -v j="$jf" '$1 == j {print $5}'); [[ $state == *E* ]] && break; sleep 0.5; done
 check "job $jf is in job error state (got '$state')" test "$state" = Eqw
 check "queue not in error state" queue_clean
 qdel "$jf" >/dev/null 2>&1; wait_gone "$jf" 30
