@@ -9,6 +9,7 @@ import Foundation
 import GRDB
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// Builds a runnable daemon of either role from validated settings.
@@ -116,6 +117,13 @@ public struct Daemon: Sendable {
         }
         let group = ServiceGroup(configuration: .init(services: apps.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            // NIO's own words name a syscall; the admin needs the address and what to do.
+            let addresses = listeners.map(\.description).joined(separator: " and ")
+            throw BDockerError.unavailable("cannot listen on \(addresses): the address is in use (another bdockerd still running?); "
+                + "stop what holds it, or change [server] \(settings.role == .working ? "socket (or host and port)" : "host and port") in \(settings.file)")
+        }
     }
 }

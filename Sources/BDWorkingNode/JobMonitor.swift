@@ -31,7 +31,10 @@ public struct JobMonitor: Sendable {
         while !Task.isCancelled {
             do {
                 try await tick()
+            } catch is CancellationError {
+                break  // shutting down: not a failure
             } catch {
+                if Task.isCancelled { break }
                 logger.error("monitor tick failed: \(error)")
             }
             try? await Task.sleep(for: interval)

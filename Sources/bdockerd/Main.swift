@@ -68,9 +68,10 @@ struct BDockerd: AsyncParsableCommand {
             }
             logger.info("stopped")
         } catch let error as BDockerError {
-            // The operator reads this: the message and its cause.
+            // The operator reads this: the message and its cause. 69 (EX_UNAVAILABLE) for what
+            // may pass by itself (a port still held), which systemd retries.
             logger.critical("\(error.description)")
-            Foundation.exit(1)
+            Foundation.exit(error.httpStatus == 503 ? 69 : 1)
         } catch let error as ConfigError {
             logger.critical("configuration error: \(error)")
             Foundation.exit(78)

@@ -64,6 +64,24 @@ struct CheckConfigTests {
     }
 }
 
+@Suite("bdockerd start-up failures")
+struct StartupFailureTests {
+    /// The port taken: one line naming the address and the fix, exit 69, no NIO internals.
+    @Test func aTakenPortIsOneClearLine() async throws {
+        let socket = try loopbackSocket(listening: true)
+        defer { close(socket.fd) }
+        let files = TempDir("bdocker-start")
+        let config = try TestConfig(role: .accounting, replacing: [
+            "bdocker_accounting = /var/log/bdocker/accounting": "bdocker_accounting = \(files.file("accounting"))",
+            "port = 5001": "port = \(socket.port)",
+        ])
+        let result = try await runCommand(Repo.binDir + "/bdockerd", ["--config", config.configPath])
+        #expect(result.status == 69, "\(result.stderr)")
+        #expect(result.stderr.contains("cannot listen on 127.0.0.1:\(socket.port): the address is in use"), "\(result.stderr)")
+        #expect(!result.stderr.contains("bind(descriptor"), "\(result.stderr)")
+    }
+}
+
 @Suite("Configuration: hints for typos")
 struct ConfigHintTests {
     static let base = "[resource]\nrole = accounting\n[server]\n[batch]\ncontroller = SGE\nbdocker_accounting = /x\n"
