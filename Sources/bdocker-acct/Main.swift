@@ -57,8 +57,13 @@ struct PeriodOptions: ParsableArguments {
     var until: String?
 
     func filter() throws(BDockerError) -> AccountingFilter {
-        AccountingFilter(since: try since.map { t throws(BDockerError) in try Self.epoch(t, option: "--since") },
-                         until: try until.map { t throws(BDockerError) in try Self.epoch(t, option: "--until") })
+        let from = try since.map { t throws(BDockerError) in try Self.epoch(t, option: "--since") }
+        let to = try until.map { t throws(BDockerError) in try Self.epoch(t, option: "--until") }
+        // An empty window is a mistake, not a question with no answer.
+        if let from, let to, from >= to {
+            throw .invalidInput("--since \(since ?? "") is not before --until \(until ?? ""): the window is empty")
+        }
+        return AccountingFilter(since: from, until: to)
     }
 
     static func epoch(_ text: String, option: String) throws(BDockerError) -> Int {
@@ -221,12 +226,16 @@ struct SQL: AsyncParsableCommand {
     @Option(help: "Output format.")
     var format: Format = .table
 
+    @Flag(help: "Show times (columns named *_time or *_at) as epoch seconds, not ISO 8601 UTC.")
+    var epoch = false
+
     @Argument(help: "The query.")
     var query: String
 
     func run() async throws {
         do {
-            let result = try store.reader().query(query)
+            var result = try store.reader().query(query)
+            if !epoch { result = Self.readableTimes(result) }
             switch format {
             case .table:
                 let rows = result.rows.map { $0.map(\.text) }
@@ -244,6 +253,27 @@ struct SQL: AsyncParsableCommand {
         } catch {
             CommandLineExit.fail(error)
         }
+    }
+
+    /// Epoch numbers in time columns (`*_time`, `*_at`: submission_time, start_time, end_time,
+    /// received_at, appended_at) as "2025-11-29T08:00:00Z".
+    static func readableTimes(_ result: QueryResult) -> QueryResult {
+        let times = Set(result.columns.indices.filter { result.columns[$0].hasSuffix("_time") || result.columns[$0].hasSuffix("_at") })
+        guard !times.isEmpty else { return result }
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        var readable = result
+        readable.rows = result.rows.map { row in
+            row.enumerated().map { i, value in
+                guard times.contains(i) else { return value }
+                switch value {
+                case .integer(let n): return .text(formatter.string(from: Date(timeIntervalSince1970: Double(n))))
+                case .real(let d) where d.isFinite: return .text(formatter.string(from: Date(timeIntervalSince1970: d.rounded(.down))))
+                default: return value
+                }
+            }
+        }
+        return readable
     }
 }
 
@@ -284,16 +314,19 @@ struct JSONCell: Encodable {
 }
 
 enum OutputFormat {
-    /// RFC 4180: a cell with a comma, quote or line break is quoted, quotes doubled.
+    /// RFC 4180 quoting: a cell with a comma, quote or line break is quoted, quotes doubled.
     static func csv(header: [String], rows: [[String]]) -> String {
         func cell(_ s: String) -> String {
             s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
                 ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
         }
-        return ([header] + rows).map { $0.map(cell).joined(separator: ",") + "\r\n" }.joined()
+        // LF line ends, as every Unix tool reading it expects (RFC 4180 allows either in practice).
+        return ([header] + rows).map { $0.map(cell).joined(separator: ",") + "\n" }.joined()
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {
+        // An empty result is `[]`, not the pretty printer's "[\n\n]".
+        if let array = value as? [Any], array.isEmpty { return "[]" }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)

@@ -140,11 +140,21 @@ struct AcctToolTests {
         }
         let csv = try await acct(["sql", "--database", database, "--format", "csv",
                                   "SELECT hostname, jobs FROM jobs_by_host ORDER BY hostname"])
-        #expect(csv.stdout == "hostname,jobs\r\nnode0,15\r\nnode1,15\r\nnode2,15\r\nnode3,15\r\n")
+        #expect(csv.stdout == "hostname,jobs\nnode0,15\nnode1,15\nnode2,15\nnode3,15\n")
         let table = try await acct(["sql", "--database", database, "SELECT COUNT(*) AS pending FROM not_in_file"])
         #expect(table.stdout == "pending\n-------\n      0\n")
         let quoted = try await acct(["sql", "--database", database, "--format", "csv", "SELECT 'a,\"b' AS x"])
-        #expect(quoted.stdout == "x\r\n\"a,\"\"b\"\r\n")
+        #expect(quoted.stdout == "x\n\"a,\"\"b\"\n")
+        // An empty result in JSON is [].
+        let empty = try await acct(["sql", "--database", database, "--format", "json", "SELECT owner FROM records WHERE 0"])
+        #expect(empty.stdout == "[]\n")
+        // Times are ISO 8601 UTC unless --epoch asks for the numbers.
+        let first = try await acct(["sql", "--database", database, "--format", "csv",
+                                    "SELECT job_number, start_time FROM records ORDER BY id LIMIT 1"])
+        #expect(first.stdout == "job_number,start_time\n100,2025-11-29T08:00:00Z\n", "\(first.stdout)")
+        let raw = try await acct(["sql", "--database", database, "--format", "csv", "--epoch",
+                                  "SELECT start_time FROM records ORDER BY id LIMIT 1"])
+        #expect(raw.stdout == "start_time\n\(Self.base)\n")
     }
 
     @Test(arguments: ["DELETE FROM records", "UPDATE records SET cpu = 0", "INSERT INTO records (id) VALUES (1000)",
@@ -157,7 +167,7 @@ struct AcctToolTests {
         #expect(result.stderr.split(separator: "\n").count == 1)
         #expect(result.stdout.isEmpty)
         let count = try await acct(["sql", "--database", database, "--format", "csv", "SELECT COUNT(*) AS n FROM records"])
-        #expect(count.stdout == "n\r\n60\r\n")
+        #expect(count.stdout == "n\n60\n")
     }
 
     @Test func errorsAreOneClearLine() async throws {
@@ -170,6 +180,8 @@ struct AcctToolTests {
             (["sql", "--database", database, "SELECT nope FROM records"], "no such column"),
             (["export", "--database", database, "--since", "2026-13-01"], "--since '2026-13-01' is not a time"),
             (["export", "--database", database, "--until", "yesterday"], "--until 'yesterday' is not a time"),
+            (["export", "--database", database, "--since", "2026-12-02", "--until", "2026-12-01"], "is not before --until"),
+            (["summary", "--database", database, "--since", "2026-12-01", "--until", "2026-12-01"], "the window is empty"),
             (["summary", "--config", working], "configures a working daemon"),
             (["summary", "--config", configDir.file("absent.cfg")], "configuration error"),
             (["export", "--database", database, "-o", dir.file("no/such/dir/out")], "cannot create"),
@@ -193,6 +205,6 @@ struct AcctToolTests {
             .replacingOccurrences(of: "database = /var/lib/bdocker/accounting.sqlite", with: "database = \(database)")
         let config = configDir.write("acct.cfg", text)
         let result = try await acct(["sql", "--config", config, "--format", "csv", "SELECT COUNT(*) AS n FROM records"])
-        #expect(result.stdout == "n\r\n60\r\n", "\(result.stderr)")
+        #expect(result.stdout == "n\n60\n", "\(result.stderr)")
     }
 }
