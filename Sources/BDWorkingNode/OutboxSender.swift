@@ -95,13 +95,16 @@ public struct OutboxSender: Sendable {
             }
         }
         for (record, outcome) in zip(due, outcomes) {
+            // Named as the batch system names the job ("job 9101.1 on node1 started at ..."),
+            // not by the outbox's own row numbers.
+            let job = (try? SGEAccountingRecord.parse(record.line).key.description) ?? "outbox record \(record.id ?? 0)"
             switch outcome {
             // Per record: DEBUG (a busy node delivers many).
-            case .success(let receipt): logger.debug("accounting record of job \(record.jobID) delivered (\(receipt.record))")
+            case .success: logger.debug("accounting record of \(job) delivered")
             case .failure(let error) where error.isPermanent:
-                logger.error("accounting record \(record.id ?? 0) rejected by the accounting daemon, kept in the outbox: \(error.message)")
+                logger.error("accounting record of \(job) rejected by the accounting daemon, kept in the outbox: \(error.message)")
             case .failure(let error):
-                logger.warning("accounting record \(record.id ?? 0) not delivered (attempt \(record.attempts + 1)), will retry: \(error.message)")
+                logger.warning("accounting record of \(job) not delivered (attempt \(record.attempts + 1)), will retry: \(error.message)")
             }
         }
         let next = try await pool.read { db in
