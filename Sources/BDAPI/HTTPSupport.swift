@@ -1,4 +1,5 @@
 import BDCore
+import BDCredentials
 import Foundation
 import Hummingbird
 import Logging
@@ -29,19 +30,24 @@ enum JSONReply {
 /// anything else a logged 500. `ErrorEnvelopeMiddleware` uses it for whole replies and
 /// `StreamReply` for a stream's final frame.
 enum ErrorReply {
-    static func envelope(for error: any Error, request: Request, logger: Logger) -> (status: HTTPResponse.Status, body: ByteBuffer) {
-        let (status, message) = reply(for: error, request: request, logger: logger)
+    /// `caller` names who asked in the log line (the uid the kernel gave), so a failure can be
+    /// traced to a user even when it came before any token was read.
+    static func envelope(for error: any Error, request: Request, logger: Logger,
+                         caller: Caller? = nil) -> (status: HTTPResponse.Status, body: ByteBuffer) {
+        let (status, message) = reply(for: error, request: request, logger: logger, caller: caller)
         return (status, JSONReply.envelope(message, status: status))
     }
 
-    static func reply(for error: any Error, request: Request, logger: Logger) -> (status: HTTPResponse.Status, message: String) {
+    static func reply(for error: any Error, request: Request, logger: Logger,
+                      caller: Caller? = nil) -> (status: HTTPResponse.Status, message: String) {
+        let what = "\(request.method) \(request.uri.path)" + (caller.map { " by \($0)" } ?? "")
         switch error {
         case let error as BDockerError:
             if case .internalFault = error {
                 // The cause goes to the log (`description`), never to the user (`message`).
-                logger.error("\(request.method) \(request.uri.path): \(error.description)")
+                logger.error("\(what): \(error.description)")
             } else {
-                logger.info("\(request.method) \(request.uri.path): \(error.httpStatus) \(error.message)")
+                logger.info("\(what): \(error.httpStatus) \(error.message)")
             }
             return (HTTPResponse.Status(code: error.httpStatus), error.message)
         case let error as HTTPResponseError:
@@ -49,7 +55,7 @@ enum ErrorReply {
             return (status, status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : status.reasonPhrase)
         default:
             let fault = BDockerError.internalFault("internal error; see the daemon's log", cause: error)
-            logger.error("\(request.method) \(request.uri.path): \(fault.description)")
+            logger.error("\(what): \(fault.description)")
             return (.internalServerError, fault.message)
         }
     }
@@ -112,7 +118,8 @@ struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch {
-            let (status, body) = ErrorReply.envelope(for: error, request: request, logger: logger)
+            let (status, body) = ErrorReply.envelope(for: error, request: request, logger: logger,
+                                                     caller: (context as? BDContext)?.caller)
             return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
         }
     }

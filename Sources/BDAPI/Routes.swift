@@ -47,7 +47,7 @@ public enum Routes {
             // Check before the stream starts, so a bad token is a plain 401.
             let source = try await node.pullSource(body, caller: context.caller)
             let docker = try node.engine()
-            return StreamReply.make(request, logger: node.logger) { sink throws(BDockerError) in
+            return StreamReply.make(request, logger: node.logger, caller: context.caller) { sink throws(BDockerError) in
                 try await docker.pull(source) { line throws(BDockerError) in
                     try await sink.send(.progress, ByteBuffer(string: [line.id, line.status, line.progress].compactMap { $0 }.joined(separator: ": ")))
                 }
@@ -66,7 +66,7 @@ public enum Routes {
             // Attach before start so not a byte of output is missed.
             let output = try await docker.attach(prepared.id)
             try await docker.start(prepared.id)
-            return StreamReply.make(request, logger: node.logger) { sink throws(BDockerError) in
+            return StreamReply.make(request, logger: node.logger, caller: context.caller) { sink throws(BDockerError) in
                 try await output.stream { frame throws(BDockerError) in try await sink.send(frame) }
                 return RunResult(id: prepared.id, exitCode: try await docker.wait(prepared.id))
             }
@@ -84,7 +84,7 @@ public enum Routes {
             // Resolve ownership first: an unknown or foreign id is a plain 404.
             let id = try await node.ownedContainer(token, container ?? "", caller: context.caller).id
             let docker = try node.engine()
-            return StreamReply.make(request, logger: node.logger) { sink throws(BDockerError) in
+            return StreamReply.make(request, logger: node.logger, caller: context.caller) { sink throws(BDockerError) in
                 try await docker.logs(id, follow: false) { frame throws(BDockerError) in try await sink.send(frame) }
                 return "ok"
             }

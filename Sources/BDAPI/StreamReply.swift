@@ -1,4 +1,5 @@
 import BDCore
+import BDCredentials
 import BDDocker
 import Foundation
 import Hummingbird
@@ -47,7 +48,7 @@ enum StreamReply {
     }
 
     static func make<T: Codable & Sendable>(
-        _ request: Request, logger: Logger,
+        _ request: Request, logger: Logger, caller: Caller? = nil,
         _ produce: @escaping @Sendable (Sink) async throws(BDockerError) -> T
     ) -> Response {
         Response(status: .ok, headers: [.contentType: StreamFrames.contentType], body: ResponseBody { writer in
@@ -58,7 +59,7 @@ enum StreamReply {
             } catch {
                 // Nobody is left to tell; failing the body closes the connection.
                 if sink.lost { throw error }
-                end = ErrorReply.envelope(for: error, request: request, logger: logger).body
+                end = ErrorReply.envelope(for: error, request: request, logger: logger, caller: caller).body
             }
             try await sink.send(.end, end)
             try await sink.finish()

@@ -38,6 +38,7 @@ extension WorkingNode {
             try await tar.create(from: parent, name: name, policy: policy) { stream throws(BDockerError) in
                 try await docker.putArchive(id, path: into, tar: stream)
             }
+            audit(session, "cp \(host) to \(id.prefix(12)):\(request.containerPath)")
             return "copied \(request.hostPath) to \(request.containerID):\(request.containerPath)"
         }
         let name = URL(fileURLWithPath: request.containerPath).lastPathComponent
@@ -47,6 +48,7 @@ extension WorkingNode {
         let dir = intoDirectory ? host : session.home + "/" + components.dropLast().joined(separator: "/")
         let archive = try await docker.getArchive(id, path: request.containerPath)
         try await tar.extract(archive, into: dir, policy: policy)
+        audit(session, "cp \(id.prefix(12)):\(request.containerPath) to \(host)")
         return "copied \(request.containerID):\(request.containerPath) to \(request.hostPath)"
     }
 }

@@ -31,10 +31,18 @@ extension WorkingNode {
     /// The image a pull request names, once its token is checked: what must hold before any
     /// progress streams.
     public func pullSource(_ request: PullRequest, caller: Caller) async throws(BDockerError) -> String {
-        _ = try await tokens.requireUserToken(request.token, caller: caller)
+        let session = try await tokens.requireUserToken(request.token, caller: caller)
         let source = request.source.trimmingCharacters(in: .whitespaces)
         guard !source.isEmpty else { throw .invalidInput("an image name is required, e.g. busybox:latest") }
+        audit(session, "pull \(source)")
         return source
+    }
+
+    /// One INFO line per user action, naming the batch job and its user, so an admin can
+    /// trace who did what on the node (failures are logged with the caller's uid by the HTTP
+    /// layer).
+    func audit(_ session: UserSession, _ action: String) {
+        logger.info("job \(session.jobKey) (\(session.user)): \(action)")
     }
 
     /// What `run` needs before any output flows: the container, created and recorded.
@@ -96,6 +104,7 @@ extension WorkingNode {
             if let staged { await releaseStages([staged.stage]) }
             throw error
         }
+        audit(session, "run \(image) \(request.script.joined(separator: " ")) as container \(id.prefix(12))")
         return PreparedRun(id: id, session: session)
     }
 
@@ -110,14 +119,16 @@ extension WorkingNode {
     }
 
     public func start(_ request: ContainerRequest, caller: Caller) async throws(BDockerError) -> String {
-        let id = try await ownedContainer(request.token, request.containerID, caller: caller).id
+        let (id, session) = try await ownedContainer(request.token, request.containerID, caller: caller)
         try await engine().start(id)
+        audit(session, "start \(id.prefix(12))")
         return id
     }
 
     public func stop(_ request: ContainerRequest, caller: Caller) async throws(BDockerError) -> String {
-        let id = try await ownedContainer(request.token, request.containerID, caller: caller).id
+        let (id, session) = try await ownedContainer(request.token, request.containerID, caller: caller)
         try await engine().stop(id)
+        audit(session, "stop \(id.prefix(12))")
         return id
     }
 
@@ -138,8 +149,10 @@ extension WorkingNode {
                 let id = try AccessPolicy.resolveContainer(reference, owned: owned.map { ($0, []) })
                 try await docker.remove(id, force: request.force)
                 try await markRemoved([id])
+                audit(session, "rm \(id.prefix(12))")
                 results.append(RemoveResult(container: reference, removed: true, error: nil))
             } catch {
+                audit(session, "rm \(reference) failed: \(error.message)")
                 results.append(RemoveResult(container: reference, removed: false, error: error.message))
             }
         }

@@ -20,6 +20,9 @@ struct BDockerd: AsyncParsableCommand {
     @Option(help: "Override [resource] role (working or accounting).")
     var role: Role?
 
+    @Option(help: "Log level, overriding [server] logging: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+    var logLevel: String?
+
     @Flag(help: "Validate the configuration, show the database's migrations, and exit.")
     var checkConfig = false
 
@@ -39,6 +42,12 @@ struct BDockerd: AsyncParsableCommand {
                 }
                 settings.role = parsed
             }
+        }
+        if let logLevel {
+            guard let level = SettingsLoader.parseLogLevel(logLevel) else {
+                CommandLineExit.fail("--log-level '\(logLevel)' is not a logging level; use DEBUG, INFO, WARNING, ERROR or CRITICAL", code: 64)
+            }
+            settings.server.logLevel = level
         }
         if checkConfig {
             await checkAndExit(settings)

@@ -19,11 +19,23 @@ struct DaemonRestartTests {
         let text = try String(contentsOfFile: config.configPath, encoding: .utf8).replacingOccurrences(of: "LOGFILE", with: logFile)
         try text.write(toFile: config.configPath, atomically: true, encoding: .utf8)
         let daemon = try await startDaemon(config)
+        // A user action is one INFO line naming the job and its user; a refused call names the
+        // caller's uid.
+        let user = try testUser()
+        let client = DaemonClient(endpoint: config.endpoint)
+        let job = "log\(Int.random(in: 100_000...999_999))"
+        let token: String = try await client.call(.POST, "/configuration", body: ConfigureRequest(
+            userCredentials: UserCredentials(user: user.name, uid: user.uid, gid: user.gid, home: user.home, job: JobInfo(id: job))))
+        _ = try? await client.raw(.POST, "/pull", body: PullRequest(token: token, source: "busybox:logged"))
+        _ = try await client.raw(.PUT, "/rm", body: RemoveRequest(token: "not-a-token", containerID: ["x"], force: false))
+        _ = try await client.raw(.DELETE, "/clean", body: CleanRequest(job: JobInfo(id: job)))
         daemon.terminate()  // SIGTERM
         daemon.waitUntilExit()
         #expect(daemon.terminationReason == .exit && daemon.terminationStatus == 0)
         let log = try String(contentsOfFile: logFile, encoding: .utf8)
         #expect(log.contains("listening on \(config.socketPath)"))
+        #expect(log.contains("job \(job) (\(user.name)): pull busybox:logged"), "\(log)")
+        #expect(log.contains("PUT /rm by uid 0"), "\(log)")
         #expect(log.contains("stopped"))
     }
 
