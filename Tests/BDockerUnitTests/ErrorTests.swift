@@ -89,7 +89,8 @@ struct ErrorTests {
             #expect(status == 500, "\(path): \(body)")
             #expect(body.contains(message), "\(path): \(body)")
             #expect(!body.contains("secret-table"), "\(path): \(body)")
-            #expect(log.text.contains("GET \(path): \(message): disk I/O error in /var/lib/bdocker/secret-table"), "\(log.text)")
+            // The log line names the request, its caller and the cause.
+            #expect(log.text.contains("GET \(path) by a TCP client: \(message): disk I/O error in /var/lib/bdocker/secret-table"), "\(log.text)")
         }
     }
 }
