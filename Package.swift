@@ -79,6 +79,11 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        // How the command lines start and fail: argument errors in one line.
+        .target(name: "BDCommandLine", dependencies: [
+            "BDCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // HTTP: routes of both roles, the request context and listeners, streaming replies, the
         // one place errors become status codes, and the daemon's wiring.
         .target(name: "BDAPI", dependencies: [
@@ -91,17 +96,17 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "bdockerd", dependencies: [
-            "BDCore", "BDConfig", "BDStore", "BDAPI",
+            "BDCore", "BDConfig", "BDStore", "BDAPI", "BDCommandLine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "bdocker", dependencies: [
-            "BDCore", "BDConfig", "BDClient",
+            "BDCore", "BDConfig", "BDClient", "BDCommandLine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bdocker-acct", dependencies: [
-            "BDCore", "BDConfig", "BDAccounting",
+            "BDCore", "BDConfig", "BDAccounting", "BDCommandLine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks that print numbers (tools/bench.sh runs them all): monitor, node, accounting, fsync.

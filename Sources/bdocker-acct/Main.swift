@@ -1,4 +1,5 @@
 import ArgumentParser
+import BDCommandLine
 import BDAccounting
 import BDConfig
 import BDCore
@@ -6,6 +7,9 @@ import Foundation
 
 @main
 struct BDockerAcct: AsyncParsableCommand {
+    /// Argument errors in one line, as every other failure (BDCommandLine).
+    static func main() async { await mainWithOneLineErrors(Array(CommandLine.arguments.dropFirst())) }
+
     static let configuration = CommandConfiguration(
         commandName: "bdocker-acct",
         abstract: "Read the bdocker accounting store (export, summaries, audits).",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BDClient
+import BDCommandLine
 import BDConfig
 import BDCore
 import Foundation
@@ -17,19 +18,9 @@ struct BDocker: AsyncParsableCommand {
         subcommands: [Configure.self, Clean.self, Pull.self, Run.self, Ps.self, Logs.self, Inspect.self, Rm.self, Cp.self, Stop.self, Start.self, Info.self])
 
     /// As ArgumentParser's, after moving `-H`/`--config` given before the command behind it
-    /// (`bdocker -H unix:///x ps`, as with docker).
+    /// (`bdocker -H unix:///x ps`, as with docker), and with argument errors in one line.
     static func main() async {
-        let arguments = GlobalOptions.movedAfterCommand(Array(CommandLine.arguments.dropFirst()))
-        do {
-            var command = try parseAsRoot(arguments)
-            if var command = command as? AsyncParsableCommand {
-                try await command.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
+        await mainWithOneLineErrors(GlobalOptions.movedAfterCommand(Array(CommandLine.arguments.dropFirst())))
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BDAPI
+import BDCommandLine
 import BDConfig
 import BDCore
 import BDStore
@@ -9,6 +10,9 @@ import Logging
 
 @main
 struct BDockerd: AsyncParsableCommand {
+    /// Argument errors in one line, as every other failure (BDCommandLine).
+    static func main() async { await mainWithOneLineErrors(Array(CommandLine.arguments.dropFirst())) }
+
     static let configuration = CommandConfiguration(
         commandName: "bdockerd",
         abstract: "The bdocker daemon: the working-node API or the accounting API, by [resource] role.",

@@ -56,4 +56,14 @@ struct CommandLineOutputTests {
         #expect(result.status == 1)
         #expect(result.stderr.contains("unix:///nonexistent/bd.sock"), "\(result.stderr)")
     }
+
+    /// A usage error is one line naming the problem, exit 64 (EX_USAGE), from every binary.
+    @Test(arguments: [("bdocker", ["run"], "Missing expected argument"), ("bdockerd", ["--role", "bad"], "'bad' is invalid"),
+                      ("bdocker-acct", ["sql", "--format", "xml", "q"], "'xml' is invalid")])
+    func argumentErrorsAreOneLine(program: String, arguments: [String], message: String) async throws {
+        let result = try await runCommand(Repo.binDir + "/" + program, arguments)
+        #expect(result.status == 64)
+        #expect(result.stderr.hasPrefix("\(program): ") && result.stderr.contains(message), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
 }
