@@ -25,6 +25,8 @@ read -r u1 u2 <<<"$BDOCKER_TEST_USERS"
 
 # shellcheck source=tools/lib/leftovers.sh
 . tools/lib/leftovers.sh
+# shellcheck source=tools/lib/daemon-configs.sh
+. tools/lib/daemon-configs.sh
 sweep_leftovers   # earlier runs' cgroups, test containers, bind staging; reports, never fails
 
 work=/run/bdocker-e2e
@@ -32,16 +34,7 @@ work=/run/bdocker-e2e
 rm -rf --one-file-system "$work"; mkdir -p "$work"; chmod 755 "$work"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/admin_token"; chmod 600 "$work/admin_token"
 parent=/bdocker-e2e
-sed -e "s#^socket = .*#socket = $work/run/bdockerd.sock#" -e "s#^bind_staging = .*#bind_staging = $work/binds#" \
-    -e "s#^port = .*#port = 5300#" -e "s#^database = .*#database = $work/state/working.sqlite#" \
-    -e "s#^base_url = .*#base_url = $BDOCKER_TEST_DOCKER_URL#" -e "s#^admin_token_file = .*#admin_token_file = $work/admin_token#" \
-    -e "s#^parent_cgroup = .*#parent_cgroup = $parent#" -e "s#^monitoring_time = .*#monitoring_time = 1#" \
-    -e "s#^accounting_endpoint = .*#accounting_endpoint = http://127.0.0.1:5301#" etc/configure_bdocker.cfg >"$work/working.cfg"
-sed -e "s#^port = .*#port = 5301#" -e "s#^database = .*#database = $work/accounting.sqlite#" \
-    -e "s#^admin_token_file = .*#admin_token_file = $work/admin_token#" \
-    -e "s#^bdocker_accounting = .*#bdocker_accounting = $work/bdocker_accounting#" \
-    etc/configure_bdocker_accounting.cfg >"$work/accounting.cfg"
-chmod 644 "$work"/*.cfg
+write_daemon_configs "$work" "$work/state/working.sqlite" "$work/accounting.sqlite" "$work/bdocker_accounting" "$parent" 5300 5301
 
 # The prolog and epilog read their binary and config from /etc/default/bdocker (root-only
 # settings, never the job's environment): point them at this build for the run.

@@ -64,6 +64,8 @@ read -ra users <<<"$BDOCKER_TEST_USERS"
 docker_cli() { /usr/bin/docker -H "$BDOCKER_TEST_DOCKER_URL" "$@"; }
 # shellcheck source=tools/lib/leftovers.sh
 . tools/lib/leftovers.sh   # leftovers_remove_cgroup_tree, leftovers_mounts_under
+# shellcheck source=tools/lib/daemon-configs.sh
+. tools/lib/daemon-configs.sh
 
 t0=$(date +%s)
 work=$(mktemp -d /tmp/bdocker-soak-$$.XXXXXX) || exit 1
@@ -96,17 +98,7 @@ acctdb=$work/astate/accounting.sqlite
 sock=$work/run/bdockerd.sock
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/admin_token"; chmod 600 "$work/admin_token"
-sed -e "s#^socket = .*#socket = $sock#" -e "s#^bind_staging = .*#bind_staging = $work/binds#" \
-    -e "s#^port = .*#port = $(free_port)#" -e "s#^database = .*#database = $work/wstate/working.sqlite#" \
-    -e "s#^base_url = .*#base_url = $BDOCKER_TEST_DOCKER_URL#" -e "s#^admin_token_file = .*#admin_token_file = $work/admin_token#" \
-    -e "s#^parent_cgroup = .*#parent_cgroup = /$parent#" -e "s#^enable_cgroups = .*#enable_cgroups = true#" \
-    -e "s#^monitoring_time = .*#monitoring_time = 1#" \
-    -e "s#^accounting_endpoint = .*#accounting_endpoint = http://127.0.0.1:$aport#" etc/configure_bdocker.cfg >"$work/working.cfg"
-sed -e "s#^port = .*#port = $aport#" -e "s#^database = .*#database = $acctdb#" \
-    -e "s#^admin_token_file = .*#admin_token_file = $work/admin_token#" \
-    -e "s#^bdocker_accounting = .*#bdocker_accounting = $acctfile#" \
-    etc/configure_bdocker_accounting.cfg >"$work/accounting.cfg"
-chmod 644 "$work"/*.cfg
+write_daemon_configs "$work" "$work/wstate/working.sqlite" "$acctdb" "$acctfile" "/$parent" "$(free_port)" "$aport"
 
 # ---------------------------------------------------------------------------------------------
 # Daemons: each runs under a supervisor that restarts it whenever it dies (the kill loop's
