@@ -94,8 +94,7 @@ public enum ConfigCheck {
     /// Each listener the daemon would open: the unix socket's directory as the daemon demands
     /// it and nobody answering on the socket yet; a TCP port nobody holds.
     static func checkListeners(_ settings: Settings, report: (String) -> Void) throws(Failure) {
-        let daemon = DaemonListeners(settings: settings)
-        for listener in daemon.listeners {
+        for listener in Daemon.listeners(for: settings) {
             switch listener.address {
             case .unix(let path):
                 let dir = (path as NSString).deletingLastPathComponent
@@ -122,30 +121,39 @@ public enum ConfigCheck {
     }
 }
 
-/// The listeners a configuration gives, without building the daemon.
-struct DaemonListeners {
-    let settings: Settings
-    var listeners: [Listener] { Daemon.listeners(for: settings) }
-}
-
-/// Small socket probes for the checks.
-enum Probe {
-    static func unixSocketAnswers(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+/// Small socket probes for the checks (and the tests' requirement checks).
+public enum Probe {
+    public static func unixSocketAnswers(_ path: String) -> Bool {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        return connects(to: address, family: AF_UNIX)
+    }
+
+    /// Something accepts connections on 127.0.0.1:`port`.
+    public static func loopbackPortAnswers(_ port: UInt16) -> Bool {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return connects(to: address, family: AF_INET)
+    }
+
+    /// A blocking stream connect to `address` (a sockaddr_un or sockaddr_in) succeeds.
+    static func connects<Address>(to address: Address, family: Int32) -> Bool {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = address
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<Address>.size)) }
         } == 0
     }
 
     /// Why `host:port` cannot be bound, or nil when it can (the probe socket is closed again).
-    static func tcpPortTaken(host: String, port: Int) -> String? {
+    public static func tcpPortTaken(host: String, port: Int) -> String? {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = AI_PASSIVE

@@ -113,10 +113,6 @@ public struct JobMonitor: Sendable {
     }
 
     /// Why the job is over its quota, or nil.
-    static func quotaExceeded(_ job: JobRecord, _ r: CgroupReading) -> String? {
-        quotaExceeded(cpuLimit: job.maxCPUSeconds, memoryLimit: job.maxMemBytes, r)
-    }
-
     static func quotaExceeded(cpuLimit: Double?, memoryLimit: Int64?, _ r: CgroupReading) -> String? {
         if let limit = cpuLimit {
             let used = Double(r.cpuNanosTree) / 1e9

@@ -68,11 +68,7 @@ public struct OutboxSender: Sendable {
         if due.count > 1 {
             outcomes = await sendBatch(due.map(\.line), client: client)
         } else {
-            outcomes = await due.asyncMap { record in
-                await Result { () async throws(BDockerError) -> AccountingReceipt in
-                    try await client.call(.PUT, "/set_accounting", body: SetAccountingRequest(adminToken: adminToken, accounting: record.line))
-                }
-            }
+            outcomes = await sendEach(due.map(\.line), client: client)
         }
         let triedAt = Date().timeIntervalSince1970
         try await pool.write { db in
@@ -97,14 +93,15 @@ public struct OutboxSender: Sendable {
         for (record, outcome) in zip(due, outcomes) {
             // Named as the batch system names the job ("job 9101.1 on node1 started at ..."),
             // not by the outbox's own row numbers.
-            let job = (try? SGEAccountingRecord.parse(record.line).key.description) ?? "outbox record \(record.id ?? 0)"
+            // Parsed only when a line is actually logged (the log message is an autoclosure).
+            func job() -> String { (try? SGEAccountingRecord.parse(record.line).key.description) ?? "outbox record \(record.id ?? 0)" }
             switch outcome {
             // Per record: DEBUG (a busy node delivers many).
-            case .success: logger.debug("accounting record of \(job) delivered")
+            case .success: logger.debug("accounting record of \(job()) delivered")
             case .failure(let error) where error.isPermanent:
-                logger.error("accounting record of \(job) rejected by the accounting daemon, kept in the outbox: \(error.message)")
+                logger.error("accounting record of \(job()) rejected by the accounting daemon, kept in the outbox: \(error.message)")
             case .failure(let error):
-                logger.warning("accounting record of \(job) not delivered (attempt \(record.attempts + 1)), will retry: \(error.message)")
+                logger.warning("accounting record of \(job()) not delivered (attempt \(record.attempts + 1)), will retry: \(error.message)")
             }
         }
         let next = try await pool.read { db in
@@ -126,14 +123,21 @@ public struct OutboxSender: Sendable {
             }
             return receipt.items.map(\.result)
         } catch where error.httpStatus == 404 {
-            return await lines.asyncMap { line in
-                await Result { () async throws(BDockerError) -> AccountingReceipt in
-                    try await client.call(.PUT, "/set_accounting", body: SetAccountingRequest(adminToken: adminToken, accounting: line))
-                }
-            }
+            return await sendEach(lines, client: client)
         } catch {
             return Array(repeating: .failure(error), count: lines.count)
         }
+    }
+
+    /// One `PUT /set_accounting` per line, the original API's form, one at a time.
+    func sendEach(_ lines: [String], client: DaemonClient) async -> [Result<AccountingReceipt, BDockerError>] {
+        var outcomes: [Result<AccountingReceipt, BDockerError>] = []
+        for line in lines {
+            outcomes.append(await Result { () async throws(BDockerError) -> AccountingReceipt in
+                try await client.call(.PUT, "/set_accounting", body: SetAccountingRequest(adminToken: adminToken, accounting: line))
+            })
+        }
+        return outcomes
     }
 
     public func summary() async throws -> Summary {
@@ -199,15 +203,5 @@ final class Doorbell: @unchecked Sendable {
             lock.unlock()
             waiting?.resume()
         }
-    }
-}
-
-extension Array {
-    /// `map` with an async transform, one element at a time, in order.
-    func asyncMap<T>(_ transform: (Element) async -> T) async -> [T] {
-        var results: [T] = []
-        results.reserveCapacity(count)
-        for element in self { results.append(await transform(element)) }
-        return results
     }
 }

@@ -1,3 +1,4 @@
+import BDAPI
 import BDCore
 import Foundation
 import Testing
@@ -77,44 +78,16 @@ public enum Requirement: String, CaseIterable, Sendable, CustomStringConvertible
         case .dockerEngine:
             guard let url = TestEnvironment.values["BDOCKER_TEST_DOCKER_URL"] else { return false }
             let path = url.hasPrefix("unix://") ? String(url.dropFirst("unix://".count)) : url
-            return Self.unixSocketAnswers(path)
+            return Probe.unixSocketAnswers(path)
         case .registry:
             guard TestEnvironment.values["BDOCKER_TEST_PULL_IMAGE"] != nil,
                   let registry = TestEnvironment.values["BDOCKER_TEST_REGISTRY"],
                   let colon = registry.lastIndex(of: ":"), let port = UInt16(registry[registry.index(after: colon)...])
             else { return false }
-            return Self.loopbackPortAnswers(port)
+            return Probe.loopbackPortAnswers(port)
         case .qacct:
             return access(Qacct.path, X_OK) == 0
         }
-    }
-
-    private static func unixSocketAnswers(_ path: String) -> Bool {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        return connects(to: address, family: AF_UNIX)
-    }
-
-    private static func loopbackPortAnswers(_ port: UInt16) -> Bool {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        return connects(to: address, family: AF_INET)
-    }
-
-    /// A blocking stream connect to `address` (a sockaddr_un or sockaddr_in) succeeds.
-    private static func connects<Address>(to address: Address, family: Int32) -> Bool {
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = address
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<Address>.size)) }
-        } == 0
     }
 }
 
