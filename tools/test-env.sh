@@ -162,24 +162,6 @@ registry_answers() { curl -sf -o /dev/null --max-time 5 "http://$REGISTRY_ADDR/v
 write_registry_config() {
     mkdir -p "$REGISTRY_DIR/data"
     render_template "$(dirname "$0")/templates/registry.yml" "$REGISTRY_CONF.tmp" REGISTRY_DIR="$REGISTRY_DIR" REGISTRY_ADDR="$REGISTRY_ADDR"
-# Written by tools/test-env.sh — private registry for bdocker integration tests.
-version: 0.1
-log:
-  level: info
-  fields:
-    service: bdocker-test-registry
-storage:
-  filesystem:
-    rootdirectory: $REGISTRY_DIR/data
-  delete:
-    enabled: true
-  cache:
-    blobdescriptor: inmemory
-http:
-  addr: $REGISTRY_ADDR
-  headers:
-    X-Content-Type-Options: [nosniff]
-EOF
     mv -f "$REGISTRY_CONF.tmp" "$REGISTRY_CONF"
 }
 

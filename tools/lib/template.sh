@@ -5,6 +5,10 @@ render_template() {
     local template=$1 output=$2 text pair name value
     shift 2
     text=$(<"$template") || return 1
+    if [[ -z ${text//[[:space:]]/} ]]; then
+        echo "render_template: $template is empty" >&2
+        return 1
+    fi
     for pair in "$@"; do
         name=${pair%%=*} value=${pair#*=}
         text=${text//@"$name"@/$value}
