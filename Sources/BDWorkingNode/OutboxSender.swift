@@ -29,6 +29,9 @@ public struct OutboxSender: Sendable {
 
     public func kick() { doorbell.ring() }
 
+    /// True while the loop sleeps between passes (waiting for the next due record or a kick).
+    public var isAsleep: Bool { doorbell.hasWaiter }
+
     /// Delivers until cancelled: whatever is due, then sleeps until the next record is due or
     /// somebody kicks.
     public func run() async {
@@ -161,6 +164,12 @@ final class Doorbell: @unchecked Sendable {
     private let lock = NSLock()
     private var rung = false
     private var waiter: CheckedContinuation<Void, Never>?
+
+    var hasWaiter: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return waiter != nil
+    }
 
     func ring() {
         lock.lock()

@@ -21,8 +21,13 @@ struct OutboxWakeTests {
             try await database.pool.read { try OutboxRecord.fetchOne($0)?.attempts ?? -1 }
         }
         let loop = Task { await sender.run() }
-        // The empty outbox makes the loop sleep for its longest wait (30 s).
-        try await Task.sleep(for: .milliseconds(300))
+        // The empty outbox makes the loop sleep for its longest wait (30 s). Wait until it does:
+        // on a busy machine its first pass can come late and would find the record below.
+        let started = ContinuousClock.now
+        while !sender.isAsleep && ContinuousClock.now - started < .seconds(20) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try #require(sender.isAsleep, "the sender's loop never went to sleep on an empty outbox")
         try await database.pool.write { db in
             var job = JobRecord(batchJobID: "1", taskID: nil, user: "ann", uid: 5000, gid: 5000, home: "/tmp", spoolDir: nil)
             job.state = .cleaned
@@ -34,6 +39,7 @@ struct OutboxWakeTests {
         // Due, but nobody kicked: the sleeping loop does not look.
         try await Task.sleep(for: .seconds(1))
         #expect(try await attempts() == 0)
+        #expect(sender.isAsleep)
 
         // Kicked, it looks at once. Without the kick it would sleep out its 30 s, so delivery
         // well inside that proves the wake-up (no tighter bound: this machine is shared and busy).
