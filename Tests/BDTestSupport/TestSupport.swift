@@ -240,6 +240,18 @@ public func failure<T>(of body: () async throws(BDockerError) -> T) async -> BDo
     }
 }
 
+/// Polls `condition` every 100 ms until it holds or `timeout` passes, and says whether it held.
+/// For states a test waits for (a log line, a sample, a file in a container) instead of a fixed
+/// sleep, which a busy machine outlasts.
+public func eventually(within timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
+    let start = ContinuousClock.now
+    while ContinuousClock.now - start < timeout {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return try await condition()
+}
+
 extension Caller {
     /// Root on the unix socket, as the prolog and epilog call.
     public static let root = Caller.local(uid: 0, pid: 1)

@@ -210,7 +210,11 @@ struct ContainerCommandTests {
         let id = try await node.bdocker(user, job, ["run", "-d", node.image, "sh", "-c", "mkdir -p /tmp/tree/sub; echo leaf > /tmp/tree/sub/f; sleep 30"])
             .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try #require(id.count == 64)
-        try await Task.sleep(for: .milliseconds(500))
+        // The tree exists once the shell has made it.
+        _ = try await eventually {
+            try await node.bdocker(user, job, ["cp", "\(id.prefix(12)):/tmp/tree/sub/f", dir + "-probe"]).status == 0
+        }
+        try? FileManager.default.removeItem(atPath: dir + "-probe")
         // Container -> host: a directory, and a file under a new name.
         var r = try await node.bdocker(user, job, ["cp", "\(id.prefix(12)):/tmp/tree", dir])
         #expect(r.status == 0, "\(r.stderr)")

@@ -52,21 +52,19 @@ struct DaemonRestartTests {
             userCredentials: UserCredentials(user: user.name, uid: user.uid, gid: user.gid, home: user.home,
                                              job: JobInfo(id: job.id, spool: job.spool.path))))
         job.go()
-        try await Task.sleep(for: .milliseconds(2500))  // a couple of one-second ticks
-        kill(daemon.processIdentifier, SIGKILL)
-        daemon.waitUntilExit()
-
         let db = try BDockerDatabase.open(path: config.settings.server.database, role: "working", migrationsDir: nil)
         func samples() async throws -> Int {
             try await db.pool.read { try SampleRecord.fetchCount($0) }
         }
+        // A couple of one-second ticks (polled: a busy machine delays them).
+        #expect(try await eventually { try await samples() >= 2 }, "no samples before the kill")
+        kill(daemon.processIdentifier, SIGKILL)
+        daemon.waitUntilExit()
         let before = try await samples()
-        #expect(before >= 2)
 
         daemon = try await startDaemon(config)
         defer { daemon.terminate(); daemon.waitUntilExit() }
-        try await Task.sleep(for: .milliseconds(2500))
-        #expect(try await samples() >= before + 2, "sampling did not resume after the restart")
+        #expect(try await eventually { try await samples() >= before + 2 }, "sampling did not resume after the restart")
 
         let message: String = try await client.call(.DELETE, "/clean", body: CleanRequest(adminToken: config.adminToken, token: token))
         #expect(message.contains("cleaned"))

@@ -61,8 +61,11 @@ struct SecurityTests {
             #expect(try await node.bdocker(user, job, ["stop", id]).status == 0)
             let started = try await node.bdocker(user, job, ["start", id])
             #expect(started.status == 0, "\(started.stderr)")
-            try await Task.sleep(for: .milliseconds(800))
-            let logs = try await node.bdocker(user, job, ["logs", id])
+            var logs = try await node.bdocker(user, job, ["logs", id])
+            _ = try await eventually {
+                logs = try await node.bdocker(user, job, ["logs", id])
+                return logs.stdout.contains("bdtest-up.txt")  // the restarted ls: the copy is there
+            }
             #expect(!logs.stdout.contains("secret"), "the restarted container saw root's directory: \(logs.stdout)")
             #expect(logs.stdout.contains("bdtest-up.txt"), "\(logs.stdout)")
             // A bound directory removed outright: nothing of root's appears either.
