@@ -68,7 +68,9 @@ public enum Routes {
             try await docker.start(prepared.id)
             return StreamReply.make(request, logger: node.logger, caller: context.caller) { sink throws(BDockerError) in
                 try await output.stream { frame throws(BDockerError) in try await sink.send(frame) }
-                return RunResult(id: prepared.id, exitCode: try await docker.wait(prepared.id))
+                let exitCode = try await docker.wait(prepared.id)
+                if body.autoRemove { await node.removeAfterRun(prepared.id) }
+                return RunResult(id: prepared.id, exitCode: exitCode)
             }
         }
         router.get("ps") { request, context -> Response in
@@ -83,9 +85,11 @@ public enum Routes {
             let token = request.query("token"), container = request.query("container_id")
             // Resolve ownership first: an unknown or foreign id is a plain 404.
             let id = try await node.ownedContainer(token, container ?? "", caller: context.caller).id
+            let options = try LogOptions.fromQuery(follow: request.query("follow"), tail: request.query("tail"),
+                                         timestamps: request.query("timestamps"))
             let docker = try node.engine()
             return StreamReply.make(request, logger: node.logger, caller: context.caller) { sink throws(BDockerError) in
-                try await docker.logs(id, follow: false) { frame throws(BDockerError) in try await sink.send(frame) }
+                try await docker.logs(id, options) { frame throws(BDockerError) in try await sink.send(frame) }
                 return "ok"
             }
         }

@@ -45,7 +45,7 @@ public enum TokenFile {
         guard fd >= 0 else {
             let err = errno
             if err == ENOENT {
-                throw .notFound("no token file \(path); give the token with -t/--token")
+                throw .notFound("no token file \(path); give the token with --token or $BDOCKER_TOKEN")
             }
             if err == ELOOP { throw .forbidden("token file \(path) is a symlink; refusing to follow it") }
             throw .forbidden("cannot read token file \(path): \(String(cString: strerror(err)))")

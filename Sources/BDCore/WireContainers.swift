@@ -6,7 +6,8 @@ public struct PullRequest: Codable, Sendable {
     public init(token: String, source: String) { self.token = token; self.source = source }
 }
 
-/// `PUT /run`. `script` is the container's command as argv (empty: the image's CMD).
+/// `PUT /run`. `script` is the container's command as argv (empty: the image's CMD). The
+/// fields after `volumes` came later: a body without them means what it did before.
 public struct RunRequest: Codable, Sendable {
     public var token: String
     public var imageID: String
@@ -15,31 +16,89 @@ public struct RunRequest: Codable, Sendable {
     public var workingDir: String?
     /// "HOST:CONTAINER[:ro|:rw]"; HOST must be inside the user's HOME.
     public var volumes: [String]
+    /// "NAME=value" entries (the client resolves a bare NAME from its own environment).
+    public var env: [String]
+    /// The container's name; nil lets the engine pick one.
+    public var name: String?
+    /// Replaces the image's ENTRYPOINT; "" clears it, nil keeps it.
+    public var entrypoint: String?
+    /// Remove the container when it exits (`--rm`).
+    public var autoRemove: Bool
 
-    public init(token: String, imageID: String, script: [String], detach: Bool, workingDir: String?, volumes: [String]) {
+    public init(token: String, imageID: String, script: [String], detach: Bool, workingDir: String?, volumes: [String],
+                env: [String] = [], name: String? = nil, entrypoint: String? = nil, autoRemove: Bool = false) {
         self.token = token
         self.imageID = imageID
         self.script = script
         self.detach = detach
         self.workingDir = workingDir
         self.volumes = volumes
+        self.env = env
+        self.name = name
+        self.entrypoint = entrypoint
+        self.autoRemove = autoRemove
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        token = try c.decode(String.self, forKey: .token)
+        imageID = try c.decode(String.self, forKey: .imageID)
+        script = try c.decode([String].self, forKey: .script)
+        detach = try c.decode(Bool.self, forKey: .detach)
+        workingDir = try c.decodeIfPresent(String.self, forKey: .workingDir)
+        volumes = try c.decodeIfPresent([String].self, forKey: .volumes) ?? []
+        env = try c.decodeIfPresent([String].self, forKey: .env) ?? []
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        entrypoint = try c.decodeIfPresent(String.self, forKey: .entrypoint)
+        autoRemove = try c.decodeIfPresent(Bool.self, forKey: .autoRemove) ?? false
     }
 
     enum CodingKeys: String, CodingKey {
-        case token, script, detach, volumes
+        case token, script, detach, volumes, env, name, entrypoint
         case imageID = "image_id"
         case workingDir = "working_dir"
+        case autoRemove = "auto_remove"
     }
 }
 
-/// `PUT /stop`, `PUT /start`.
+/// `PUT /stop`, `PUT /start`. `timeoutSeconds` is stop's grace period before SIGKILL.
 public struct ContainerRequest: Codable, Sendable {
     public var token: String
     public var containerID: String
-    public init(token: String, containerID: String) { self.token = token; self.containerID = containerID }
+    public var timeoutSeconds: Int?
+    public init(token: String, containerID: String, timeoutSeconds: Int? = nil) {
+        self.token = token
+        self.containerID = containerID
+        self.timeoutSeconds = timeoutSeconds
+    }
     enum CodingKeys: String, CodingKey {
         case token
         case containerID = "container_id"
+        case timeoutSeconds = "timeout_seconds"
+    }
+}
+
+/// `GET /logs` options, and what the engine is asked for: all output or the last `tail` lines, each line prefixed with its
+/// RFC 3339 time with `timestamps`, going on while the container runs with `follow`.
+public struct LogOptions: Sendable {
+    public var follow: Bool
+    public var tail: Int?
+    public var timestamps: Bool
+    public init(follow: Bool = false, tail: Int? = nil, timestamps: Bool = false) {
+        self.follow = follow
+        self.tail = tail
+        self.timestamps = timestamps
+    }
+
+    /// From query parameters: "1"/"true" flags, and `tail` a count or "all".
+    public static func fromQuery(follow: String?, tail: String?, timestamps: String?) throws(BDockerError) -> LogOptions {
+        func flag(_ v: String?) -> Bool { ["1", "true", "yes"].contains(v ?? "") }
+        var lines: Int?
+        if let tail, tail != "all" {
+            guard let n = Int(tail), n >= 0 else { throw .invalidInput("tail must be a number of lines or 'all', not '\(tail.prefix(40))'") }
+            lines = n
+        }
+        return LogOptions(follow: flag(follow), tail: lines, timestamps: flag(timestamps))
     }
 }
 

@@ -36,7 +36,7 @@ public struct SQLiteTokenController: TokenController {
 
     public func authenticate(_ presented: String?) async throws(BDockerError) -> UserSession {
         guard let presented, !presented.isEmpty else {
-            throw .unauthorized("a token is required (-t TOKEN, or the job's token file)")
+            throw .unauthorized("a token is required (--token, $BDOCKER_TOKEN, or the job's token file)")
         }
         let hash = TokenSecret.hash(presented)
         let job = try await BDockerError.wrapping("token lookup failed") {

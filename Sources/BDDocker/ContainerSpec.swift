@@ -5,6 +5,10 @@ public struct ContainerSpec: Sendable, Equatable {
     public var image: String
     /// Replaces the image's CMD; empty keeps it.
     public var cmd: [String]
+    /// Replaces the image's ENTRYPOINT; [""] clears it, nil keeps it.
+    public var entrypoint: [String]?
+    /// The engine removes the container when it exits.
+    public var autoRemove: Bool
     /// A container name; nil lets the engine pick one.
     public var name: String?
     public var workingDir: String?
@@ -31,7 +35,10 @@ public struct ContainerSpec: Sendable, Equatable {
     public init(image: String, cmd: [String] = [], name: String? = nil, workingDir: String? = nil,
                 user: String? = nil, env: [String] = [], binds: [String] = [], labels: [String: String] = [:],
                 cgroupParent: String? = nil, securityOpt: [String] = [], capDrop: [String] = [],
-                networkMode: String? = nil, pidsLimit: Int? = nil, memoryBytes: Int64? = nil) {
+                networkMode: String? = nil, pidsLimit: Int? = nil, memoryBytes: Int64? = nil,
+                entrypoint: [String]? = nil, autoRemove: Bool = false) {
+        self.entrypoint = entrypoint
+        self.autoRemove = autoRemove
         self.pidsLimit = pidsLimit
         self.memoryBytes = memoryBytes
         self.image = image
@@ -59,15 +66,18 @@ struct CreateContainerBody: Encodable {
         var networkMode: String?
         var pidsLimit: Int?
         var memory: Int64?
+        var autoRemove: Bool
 
         enum CodingKeys: String, CodingKey {
             case binds = "Binds", cgroupParent = "CgroupParent", securityOpt = "SecurityOpt"
             case capDrop = "CapDrop", networkMode = "NetworkMode", pidsLimit = "PidsLimit", memory = "Memory"
+            case autoRemove = "AutoRemove"
         }
     }
 
     var image: String
     var cmd: [String]?
+    var entrypoint: [String]?
     var workingDir: String?
     var user: String?
     var env: [String]
@@ -81,6 +91,7 @@ struct CreateContainerBody: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case image = "Image", cmd = "Cmd", workingDir = "WorkingDir", user = "User", env = "Env"
+        case entrypoint = "Entrypoint"
         case labels = "Labels", tty = "Tty", openStdin = "OpenStdin", attachStdin = "AttachStdin"
         case attachStdout = "AttachStdout", attachStderr = "AttachStderr", hostConfig = "HostConfig"
     }
@@ -88,12 +99,13 @@ struct CreateContainerBody: Encodable {
     init(_ spec: ContainerSpec) {
         image = spec.image
         cmd = spec.cmd.isEmpty ? nil : spec.cmd
+        entrypoint = spec.entrypoint
         workingDir = spec.workingDir
         user = spec.user
         env = spec.env
         labels = spec.labels
         hostConfig = HostConfig(binds: spec.binds, cgroupParent: spec.cgroupParent, securityOpt: spec.securityOpt,
                                 capDrop: spec.capDrop, networkMode: spec.networkMode, pidsLimit: spec.pidsLimit,
-                                memory: spec.memoryBytes)
+                                memory: spec.memoryBytes, autoRemove: spec.autoRemove)
     }
 }

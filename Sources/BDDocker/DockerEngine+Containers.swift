@@ -70,10 +70,12 @@ extension DockerEngine {
     /// Streams the container's output so far, in order, split into stdout and stderr. With
     /// `follow`, goes on until the container stops — for a stopped container that is at once,
     /// after everything it ever wrote.
-    public func logs(_ id: String, follow: Bool,
+    public func logs(_ id: String, _ options: LogOptions = LogOptions(),
                      onOutput: @Sendable (OutputFrame) async throws(BDockerError) -> Void) async throws(BDockerError) {
         let path = "/containers/\(Self.escape(id))/logs"
-        let query = [("stdout", "1"), ("stderr", "1"), ("follow", follow ? "1" : "0")]
+        var query = [("stdout", "1"), ("stderr", "1"), ("follow", options.follow ? "1" : "0"),
+                     ("timestamps", options.timestamps ? "1" : "0")]
+        if let tail = options.tail { query.append(("tail", String(tail))) }
         let response = try await open(.GET, path, query: query, headTimeout: timeout)
         try await demultiplex(response.body, of: path, to: onOutput)
     }

@@ -62,7 +62,12 @@ extension WorkingNode {
             throw .invalidInput("the working directory '\(dir)' must be an absolute path inside the container")
         }
         let volumes = try request.volumes.map { v throws(BDockerError) in try BindStager.Volume(parsing: v) }
-        let live = try await liveContainerIDs(jobID: session.jobID).count
+        try RunOptions.validate(env: request.env, name: request.name)
+        var live = try await liveContainerIDs(jobID: session.jobID).count
+        if live >= limits.maxContainersPerJob {
+            // Containers run with --rm -d leave on their own: count what the engine still has.
+            live = try await forgetContainersGoneFromEngine(session)
+        }
         guard live < limits.maxContainersPerJob else {
             throw .conflict("job \(session.jobKey) already has \(live) containers, the most a job may have "
                 + "([batch] max_containers_per_job); remove some with bdocker rm")
@@ -73,8 +78,8 @@ extension WorkingNode {
         let binds = self.binds
         let staged = try await BlockingWork.run { () throws(BDockerError) in try binds.stage(volumes, for: session) }
         let spec = ContainerSpec(
-            image: image, cmd: request.script, workingDir: request.workingDir,
-            user: "\(session.uid):\(session.gid)", binds: staged?.binds ?? [],
+            image: image, cmd: request.script, name: request.name, workingDir: request.workingDir,
+            user: "\(session.uid):\(session.gid)", env: request.env, binds: staged?.binds ?? [],
             labels: [Self.jobLabel: session.jobKey, Self.userLabel: session.user],
             cgroupParent: batch.flatMap { $0.controller.cgroupParent(of: job) },
             // No setuid escalation and no capabilities: uid 0 inside could otherwise chown or
@@ -82,7 +87,11 @@ extension WorkingNode {
             securityOpt: ["no-new-privileges"], capDrop: ["ALL"],
             // A fork bomb stops at the pids limit, and memory at the job's own limit, without
             // waiting for the monitor's next tick.
-            pidsLimit: limits.pidsLimit, memoryBytes: job.maxMemBytes.map { max($0, Self.minimumMemoryBytes) })
+            pidsLimit: limits.pidsLimit, memoryBytes: job.maxMemBytes.map { max($0, Self.minimumMemoryBytes) },
+            entrypoint: request.entrypoint.map { [$0] },
+            // Attached runs are removed by the daemon after their exit code is read (the
+            // engine's own removal would race that read); detached ones by the engine.
+            autoRemove: request.autoRemove && request.detach)
         let docker: DockerEngine
         let id: String
         do {
@@ -127,7 +136,9 @@ extension WorkingNode {
 
     public func stop(_ request: ContainerRequest, caller: Caller) async throws(BDockerError) -> String {
         let (id, session) = try await ownedContainer(request.token, request.containerID, caller: caller)
-        try await engine().stop(id)
+        let grace = request.timeoutSeconds ?? 10
+        guard (0...3600).contains(grace) else { throw .invalidInput("the stop timeout must be 0 to 3600 seconds, not \(grace)") }
+        try await engine().stop(id, timeoutSeconds: grace)
         audit(session, "stop \(id.prefix(12))")
         return id
     }
@@ -141,12 +152,11 @@ extension WorkingNode {
     public func remove(_ request: RemoveRequest, caller: Caller) async throws(BDockerError) -> [RemoveResult] {
         let session = try await tokens.requireUserToken(request.token, caller: caller)
         guard !request.containerID.isEmpty else { throw .invalidInput("name at least one container") }
-        let owned = try await ownedContainers(session)
         let docker = try engine()
         var results: [RemoveResult] = []
         for reference in request.containerID {
             do {
-                let id = try AccessPolicy.resolveContainer(reference, owned: owned.map { ($0, []) })
+                let id = try await resolveOwned(reference, session: session)
                 try await docker.remove(id, force: request.force)
                 try await markRemoved([id])
                 audit(session, "rm \(id.prefix(12))")
@@ -270,8 +280,42 @@ extension WorkingNode {
 
     public func ownedContainer(_ token: String?, _ reference: String, caller: Caller) async throws(BDockerError) -> (id: String, session: UserSession) {
         let session = try await tokens.requireUserToken(token, caller: caller)
+        return (try await resolveOwned(reference, session: session), session)
+    }
+
+    /// The one container of the session's job that `reference` names: an id, a unique id
+    /// prefix, or a name. Names live in the engine, so they are asked for only when the
+    /// reference is not an id the store knows.
+    func resolveOwned(_ reference: String, session: UserSession) async throws(BDockerError) -> String {
         let owned = try await ownedContainers(session)
-        return (try AccessPolicy.resolveContainer(reference, owned: owned.map { ($0, []) }), session)
+        do {
+            return try AccessPolicy.resolveContainer(reference, owned: owned.map { ($0, []) })
+        } catch .notFound {
+            let ids = Set(owned)
+            let named = try await engine().list(all: true, labelFilter: [Self.jobLabel: session.jobKey])
+                .filter { ids.contains($0.id) }.map { (id: $0.id, names: $0.names) }
+            return try AccessPolicy.resolveContainer(reference, owned: named)
+        }
+    }
+
+    /// Marks removed the job's containers the engine no longer has (an `--rm -d` container
+    /// that exited, one removed by hand) and returns how many are left.
+    func forgetContainersGoneFromEngine(_ session: UserSession) async throws(BDockerError) -> Int {
+        let owned = try await ownedContainers(session)
+        let present = Set(try await engine().list(all: true, labelFilter: [Self.jobLabel: session.jobKey]).map(\.id))
+        let gone = owned.filter { !present.contains($0) }
+        if !gone.isEmpty { try await markRemoved(gone) }
+        return owned.count - gone.count
+    }
+
+    /// Removes a `--rm` container after its attached run ended.
+    public func removeAfterRun(_ id: String) async {
+        do {
+            try await engine().remove(id, force: true)
+            try await markRemoved([id])
+        } catch {
+            logger.warning("container \(id.prefix(12)) run with --rm: removing it failed (the job's clean removes it): \(error.message)")
+        }
     }
 
     /// Records the containers as removed and unmounts their pinned binds.

@@ -8,10 +8,10 @@ import Foundation
 struct UserOptions: ParsableArguments {
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(name: [.customShort("t"), .customLong("token")], help: "The job's token (default: $BDOCKER_TOKEN, else $HOME/.bdocker_token_$JOB_ID[.$SGE_TASK_ID]). Prefer $BDOCKER_TOKEN: an option shows in every user's ps.")
+    @Option(name: .customLong("token"), help: "The job's token (default: $BDOCKER_TOKEN, else $HOME/.bdocker_token_$JOB_ID[.$SGE_TASK_ID]). Prefer $BDOCKER_TOKEN: an option shows in every user's ps.")
     var tokenOption: String?
 
-    /// `-t`, else `$BDOCKER_TOKEN`, else nil (the token file).
+    /// `--token`, else `$BDOCKER_TOKEN`, else nil (the token file).
     var token: String? {
         if let tokenOption { return tokenOption }
         if let env = ProcessInfo.processInfo.environment["BDOCKER_TOKEN"], !env.isEmpty { return env }
@@ -32,10 +32,10 @@ struct UserOptions: ParsableArguments {
         if let token { return (client, token) }
         let env = ProcessInfo.processInfo.environment
         guard let job = env["JOB_ID"], !job.isEmpty else {
-            throw .unauthorized("no token: pass -t/--token, or run inside a job (JOB_ID is not set)")
+            throw .unauthorized("no token: pass --token, or run inside a job (JOB_ID is not set)")
         }
         guard let home = env["HOME"] ?? PasswdEntry.lookup(uid: Int(getuid()))?.home else {
-            throw .unauthorized("no token: HOME is not set; pass -t/--token")
+            throw .unauthorized("no token: HOME is not set; pass --token")
         }
         let path = TokenFile.path(home: home, clientFile: settings?.credentials.tokenClientFile ?? ".bdocker_token",
                                   jobID: job, taskID: TokenFile.taskID(fromEnvironment: env["SGE_TASK_ID"]))
@@ -103,6 +103,13 @@ struct Run: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Working directory inside the container.") var workdir: String?
     @Option(name: .shortAndLong, help: "Bind mount HOST:CONTAINER[:ro]; HOST must be inside your HOME. Repeatable.")
     var volume: [String] = []
+    @Option(name: .shortAndLong, help: "Set an environment variable NAME=value (a bare NAME takes its value from your environment). Repeatable.")
+    var env: [String] = []
+    @Option(name: .customLong("env-file"), help: "Read environment variables from FILE: one NAME=value (or NAME) per line; # comments. Repeatable.")
+    var envFile: [String] = []
+    @Option(help: "Name the container (use it instead of the id in every command).") var name: String?
+    @Option(help: "Replace the image's ENTRYPOINT (\"\" clears it).") var entrypoint: String?
+    @Flag(name: .customLong("rm"), help: "Remove the container when it exits.") var autoRemove = false
     @Argument(help: "The image.") var image: String
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.") var command: [String] = []
 
@@ -125,8 +132,11 @@ struct Run: AsyncParsableCommand {
                 let base = host.hasPrefix("~") ? home + host.dropFirst() : FileManager.default.currentDirectoryPath + "/" + host
                 return base + v[colon...]
             }
+            let environment = try EnvironmentOptions.entries(files: envFile, flags: env,
+                                                             clientEnvironment: ProcessInfo.processInfo.environment)
             let request = RunRequest(token: token, imageID: image, script: command, detach: detach, workingDir: workdir,
-                                     volumes: volumes)
+                                     volumes: volumes, env: environment, name: name, entrypoint: entrypoint,
+                                     autoRemove: autoRemove)
             if detach {
                 let id: String = try await client.call(.PUT, "/run", body: request)
                 print(id)
@@ -160,13 +170,17 @@ struct Ps: AsyncParsableCommand {
 struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a container's output.")
     @OptionGroup var options: UserOptions
-    @Argument(help: "Container id or unique prefix.") var container: String
+    @Flag(name: .shortAndLong, help: "Follow the output until the container stops.") var follow = false
+    @Option(name: [.customShort("n"), .customLong("tail")], help: "Show only the last N lines (or all).") var tail = "all"
+    @Flag(name: .shortAndLong, help: "Prefix each line with its time (RFC 3339).") var timestamps = false
+    @Argument(help: "Container name, id or unique id prefix.") var container: String
 
     func run() async {
         await guarded {
             let (client, token) = try options.resolve()
-            let _: String = try await client.streamed(.GET, "/logs", query: ["token": token, "container_id": container],
-                                                      onFrame: writeOut)
+            let query = ["token": token, "container_id": container, "follow": follow ? "1" : "0",
+                         "tail": tail, "timestamps": timestamps ? "1" : "0"]
+            let _: String = try await client.streamed(.GET, "/logs", query: query, onFrame: writeOut)
         }
     }
 }
@@ -174,7 +188,7 @@ struct Logs: AsyncParsableCommand {
 struct Inspect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a container's details as JSON.")
     @OptionGroup var options: UserOptions
-    @Argument(help: "Container id or unique prefix.") var container: String
+    @Argument(help: "Container name, id or unique id prefix.") var container: String
 
     func run() async {
         await guarded {
@@ -189,7 +203,7 @@ struct Rm: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Remove containers.")
     @OptionGroup var options: UserOptions
     @Flag(name: .shortAndLong, help: "Stop a running container first.") var force = false
-    @Argument(help: "Container ids or unique prefixes.") var containers: [String]
+    @Argument(help: "Container names, ids or unique id prefixes.") var containers: [String]
 
     func run() async {
         await guarded {
@@ -210,12 +224,15 @@ struct Rm: AsyncParsableCommand {
 struct Stop: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Stop a running container.")
     @OptionGroup var options: UserOptions
-    @Argument(help: "Container id or unique prefix.") var container: String
+    @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait for it to stop before killing it (default 10).")
+    var time: Int?
+    @Argument(help: "Container name, id or unique id prefix.") var container: String
 
     func run() async {
         await guarded {
             let (client, token) = try options.resolve()
-            let id: String = try await client.call(.PUT, "/stop", body: ContainerRequest(token: token, containerID: container))
+            let id: String = try await client.call(.PUT, "/stop", body: ContainerRequest(token: token, containerID: container,
+                                                                                        timeoutSeconds: time))
             print(id)
         }
     }
@@ -224,7 +241,7 @@ struct Stop: AsyncParsableCommand {
 struct Start: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Start a stopped container.")
     @OptionGroup var options: UserOptions
-    @Argument(help: "Container id or unique prefix.") var container: String
+    @Argument(help: "Container name, id or unique id prefix.") var container: String
 
     func run() async {
         await guarded {

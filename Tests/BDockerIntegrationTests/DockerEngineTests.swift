@@ -158,7 +158,7 @@ import Testing
             await failure { () async throws(BDockerError) in try await engine.stop(id) },
             await failure { () async throws(BDockerError) in try await engine.wait(id) },
             await failure { () async throws(BDockerError) in try await engine.remove(id, force: true) },
-            await failure { () async throws(BDockerError) in try await engine.logs(id, follow: false) { _ in } },
+            await failure { () async throws(BDockerError) in try await engine.logs(id) { _ in } },
             await failure { () async throws(BDockerError) in try await engine.getArchive(id, path: "/") },
         ]
         #expect(failures.map { $0?.httpStatus } == Array(repeating: 404, count: failures.count), "\(failures)")
@@ -326,7 +326,7 @@ private enum TestEngine {
 
     static func logs(_ engine: DockerEngine, _ id: String, follow: Bool) async throws -> [Output] {
         let recorder = Recorder<Output>()
-        try await engine.logs(id, follow: follow) { await recorder.add(Output($0.channel, String(buffer: $0.payload))) }
+        try await engine.logs(id, LogOptions(follow: follow)) { await recorder.add(Output($0.channel, String(buffer: $0.payload))) }
         return merged(await recorder.items)
     }
 

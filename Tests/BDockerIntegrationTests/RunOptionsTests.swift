@@ -1,0 +1,101 @@
+import BDCore
+import BDTestSupport
+import Foundation
+import Testing
+
+/// docker's `run` options and the docker meanings of the short flags, driven through the real
+/// `bdocker` binary as real non-root users against the real engine.
+@Suite("Run options as in docker", .requires(.root, .cgroupsV1, .testUsers, .dockerEngine))
+struct RunOptionsTests {
+    @Test func environmentNameAndEntrypoint() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser(), other = try testUser(1)
+            let job = try await node.configure(user), otherJob = try await node.configure(other)
+            let envFile = node.userDir(user, "env") + "/run.env"
+            try "# a comment\n\nC=3\nD=from file\n".write(toFile: envFile, atomically: true, encoding: .utf8)
+            let name = "calc-\(Int.random(in: 1000...9999))"
+            // B is bare and not in the client's environment: docker leaves it out.
+            let run = try await node.bdocker(user, job, [
+                "run", "--name", name, "-e", "A=1", "-e", "B", "--env-file", envFile, "-e", "D=from flag",
+                "--entrypoint", "sh", node.image, "-c", "echo A=$A B=${B-unset} C=$C D=$D; echo second"])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout == "A=1 B=unset C=3 D=from flag\nsecond\n")
+
+            // The name works wherever an id does, and only for its owner.
+            let logs = try await node.bdocker(user, job, ["logs", name])
+            #expect(logs.stdout == run.stdout, "\(logs.stderr)")
+            let last = try await node.bdocker(user, job, ["logs", "--tail", "1", name])
+            #expect(last.stdout == "second\n")
+            // -t is docker's timestamps now, not the token.
+            let stamped = try await node.bdocker(user, job, ["logs", "-t", "-n", "1", name])
+            #expect(stamped.status == 0, "\(stamped.stderr)")
+            #expect(stamped.stdout.hasPrefix("20") && stamped.stdout.hasSuffix(" second\n"), "\(stamped.stdout)")
+            let foreign = try await node.bdocker(other, otherJob, ["logs", name])
+            #expect(foreign.status == 1 && foreign.stderr.contains("no such container: \(name)"), "\(foreign.stderr)")
+            #expect(try await node.bdocker(user, job, ["inspect", name]).stdout.contains("\"/\(name)\""))
+            let rm = try await node.bdocker(user, job, ["rm", name])
+            #expect(rm.status == 0, "\(rm.stderr)")
+            #expect(try await node.bdocker(user, job, ["ps", "-a", "-q"]).stdout.isEmpty)
+        }
+    }
+
+    @Test func removeOnExitAttachedAndDetached() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser()
+            let job = try await node.configure(user)
+            // Attached: the exit code still arrives, and the container is gone after.
+            let attached = try await node.bdocker(user, job, ["run", "--rm", node.image, "sh", "-c", "echo bye; exit 4"])
+            #expect(attached.status == 4 && attached.stdout == "bye\n", "\(attached.stderr)")
+            #expect(try await node.bdocker(user, job, ["ps", "-a", "-q"]).stdout.isEmpty)
+            // Detached: the engine removes it when it exits.
+            let detached = try await node.bdocker(user, job, ["run", "-d", "--rm", node.image, "sleep", "1"])
+            #expect(detached.status == 0, "\(detached.stderr)")
+            #expect(try await eventually { try await node.bdocker(user, job, ["ps", "-a", "-q"]).stdout.isEmpty },
+                    "the --rm -d container is still listed")
+            // A kept one is still there: --rm is not the default.
+            #expect(try await node.bdocker(user, job, ["run", node.image, "true"]).status == 0)
+            #expect(try await node.bdocker(user, job, ["ps", "-a", "-q"]).stdout.split(separator: "\n").count == 1)
+        }
+    }
+
+    @Test func stopTakesDockersGracePeriod() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser()
+            let job = try await node.configure(user)
+            // sleep as pid 1 ignores SIGTERM: only the kill after the grace period stops it.
+            let id = try await node.bdocker(user, job, ["run", "-d", node.image, "sleep", "300"]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            try #require(id.count == 64)
+            let started = ContinuousClock.now
+            let stop = try await node.bdocker(user, job, ["stop", "-t", "1", String(id.prefix(12))])
+            #expect(stop.status == 0, "\(stop.stderr)")
+            // The default grace period is 10 s; a 1 s one must end well before that.
+            #expect(ContinuousClock.now - started < .seconds(9))
+            let state = try await node.bdocker(user, job, ["inspect", String(id.prefix(12))]).stdout
+            #expect(state.contains("\"ExitCode\" : 137"), "\(state.prefix(400))")
+            let bad = try await node.bdocker(user, job, ["stop", "-t", "5000", String(id.prefix(12))])
+            #expect(bad.status == 1 && bad.stderr.contains("stop timeout must be 0 to 3600"), "\(bad.stderr)")
+        }
+    }
+
+    @Test func badOptionsAreOneLineErrorsAndCreateNothing() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser()
+            let job = try await node.configure(user)
+            let cases: [([String], String)] = [
+                (["-e", "=x"], "'=x' is not NAME=value"),
+                (["--name", "bad name"], "invalid container name 'bad name'"),
+                (["--env-file", "/nonexistent/run.env"], "--env-file /nonexistent/run.env: cannot read it"),
+            ]
+            for (options, message) in cases {
+                let r = try await node.bdocker(user, job, ["run"] + options + [node.image, "true"])
+                #expect(r.status == 125, "\(options): \(r.status) \(r.stderr)")
+                #expect(r.stderr.contains(message) && r.stderr.split(separator: "\n").count == 1, "\(options): \(r.stderr)")
+            }
+            #expect(try await node.bdocker(user, job, ["ps", "-a", "-q"]).stdout.isEmpty)
+            // --token still names the token; a wrong one is refused.
+            let wrong = try await node.bdocker(user, job, ["ps", "--token", "not-a-token"])
+            #expect(wrong.status == 1 && wrong.stderr.contains("token"), "\(wrong.stderr)")
+        }
+    }
+}
