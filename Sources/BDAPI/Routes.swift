@@ -105,6 +105,18 @@ public enum Routes {
             var request = request
             return JSONReply.make(try await node.start(try await request.decodeJSON(ContainerRequest.self), caller: context.caller))
         }
+        router.put("kill") { request, context -> Response in
+            var request = request
+            return JSONReply.make(try await node.kill(try await request.decodeJSON(KillRequest.self), caller: context.caller))
+        }
+        router.get("wait") { request, context -> Response in
+            // Resolve ownership first; then the reply streams (nothing) until the container stops.
+            let id = try await node.ownedContainer(request.query("token"), request.query("container_id") ?? "", caller: context.caller).id
+            let docker = try node.engine()
+            return StreamReply.make(request, logger: node.logger, caller: context.caller) { _ throws(BDockerError) in
+                RunResult(id: id, exitCode: try await docker.wait(id))
+            }
+        }
         router.get("info") { request, context -> Response in
             JSONReply.make(try await node.info(token: request.query("token"), caller: context.caller))
         }

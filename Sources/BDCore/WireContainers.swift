@@ -102,6 +102,39 @@ public struct LogOptions: Sendable {
     }
 }
 
+/// `PUT /kill`: `signal` is a name (KILL, SIGTERM) or a number.
+public struct KillRequest: Codable, Sendable {
+    public var token: String
+    public var containerID: String
+    public var signal: String
+    public init(token: String, containerID: String, signal: String) {
+        self.token = token
+        self.containerID = containerID
+        self.signal = signal
+    }
+    enum CodingKeys: String, CodingKey {
+        case token, signal
+        case containerID = "container_id"
+    }
+
+    /// The signal as the engine takes it ("TERM", "9"), or an error naming the accepted forms.
+    public static func normalized(_ signal: String) throws(BDockerError) -> String {
+        let upper = signal.uppercased()
+        let name = upper.hasPrefix("SIG") ? String(upper.dropFirst(3)) : upper
+        if let number = Int(name), (1...64).contains(number) { return name }
+        guard signalNames.contains(name) else {
+            throw .invalidInput("unknown signal '\(signal.prefix(20))': give a name such as TERM, INT, KILL, HUP, USR1 or a number 1-64")
+        }
+        return name
+    }
+
+    static let signalNames: Set<String> = [
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+        "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF",
+        "WINCH", "IO", "PWR", "SYS",
+    ]
+}
+
 /// `PUT /rm`.
 public struct RemoveRequest: Codable, Sendable {
     public var token: String

@@ -27,6 +27,11 @@ extension DockerEngine {
                            timeout: timeout + .seconds(max(timeoutSeconds, 0)))
     }
 
+    /// Sends `signal` (a name like "TERM" or a number) to the container's main process.
+    public func kill(_ id: String, signal: String) async throws(BDockerError) {
+        _ = try await call(.POST, "/containers/\(Self.escape(id))/kill", query: [("signal", signal)])
+    }
+
     /// Removes the container and its anonymous volumes, so none pile up on the node.
     /// Without `force`, removing a running container is a `.conflict`.
     public func remove(_ id: String, force: Bool) async throws(BDockerError) {

@@ -143,6 +143,14 @@ extension WorkingNode {
         return id
     }
 
+    public func kill(_ request: KillRequest, caller: Caller) async throws(BDockerError) -> String {
+        let signal = try KillRequest.normalized(request.signal)
+        let (id, session) = try await ownedContainer(request.token, request.containerID, caller: caller)
+        try await engine().kill(id, signal: signal)
+        audit(session, "kill -s \(signal) \(id.prefix(12))")
+        return id
+    }
+
     public func inspect(token: String?, container: String?, caller: Caller) async throws(BDockerError) -> JSONValue {
         let id = try await ownedContainer(token, container ?? "", caller: caller).id
         return try await engine().inspect(id)

@@ -238,6 +238,47 @@ struct Stop: AsyncParsableCommand {
     }
 }
 
+struct Kill: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Send a signal to running containers (default KILL).")
+    @OptionGroup var options: UserOptions
+    @Option(name: .shortAndLong, help: "The signal: a name (TERM, SIGINT, ...) or a number.") var signal = "KILL"
+    @Argument(help: "Container names, ids or unique id prefixes.") var containers: [String]
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            var failed = false
+            for container in containers {
+                do {
+                    let _: String = try await client.call(.PUT, "/kill", body: KillRequest(token: token, containerID: container, signal: signal))
+                    print(container)
+                } catch {
+                    failed = true
+                    FileHandle.standardError.write(Data("bdocker: \(container): \((error as? BDockerError)?.message ?? "\(error)")\n".utf8))
+                }
+            }
+            if failed { Foundation.exit(1) }
+        }
+    }
+}
+
+struct Wait: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Wait until containers stop, then print their exit codes.")
+    @OptionGroup var options: UserOptions
+    @Argument(help: "Container names, ids or unique id prefixes.") var containers: [String]
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            for container in containers {
+                let result: RunResult = try await client.streamed(.GET, "/wait", query: ["token": token, "container_id": container],
+                                                                  onFrame: writeOut)
+                print(result.exitCode)
+            }
+        }
+    }
+}
+
 struct Start: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Start a stopped container.")
     @OptionGroup var options: UserOptions

@@ -98,4 +98,30 @@ struct RunOptionsTests {
             #expect(wrong.status == 1 && wrong.stderr.contains("token"), "\(wrong.stderr)")
         }
     }
+
+    @Test func killSendsTheSignalAndWaitGivesTheExitCode() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser(), other = try testUser(1)
+            let job = try await node.configure(user), otherJob = try await node.configure(other)
+            // The shell exits with 42 on USR1 and waits otherwise.
+            let name = "waiter-\(Int.random(in: 1000...9999))"
+            let run = try await node.bdocker(user, job, ["run", "-d", "--name", name, node.image, "sh", "-c",
+                                                           "trap 'exit 42' USR1; echo ready; while :; do sleep 1; done"])
+            #expect(run.status == 0, "\(run.stderr)")
+            // Somebody else's job can neither signal nor wait on it.
+            let foreign = try await node.bdocker(other, otherJob, ["kill", name])
+            #expect(foreign.status == 1 && foreign.stderr.contains("no such container"), "\(foreign.stderr)")
+            let bad = try await node.bdocker(user, job, ["kill", "-s", "NOPE", name])
+            #expect(bad.status == 1 && bad.stderr.contains("unknown signal 'NOPE'"), "\(bad.stderr)")
+            // The trap is set once the shell says so.
+            #expect(try await eventually { try await node.bdocker(user, job, ["logs", name]).stdout == "ready\n" })
+            let waiter = Task { try await node.bdocker(user, job, ["wait", name]) }
+            let kill = try await node.bdocker(user, job, ["kill", "-s", "SIGUSR1", name])
+            #expect(kill.status == 0 && kill.stdout == "\(name)\n", "\(kill.stderr)")
+            let waited = try await waiter.value
+            #expect(waited.status == 0 && waited.stdout == "42\n", "\(waited.stdout) \(waited.stderr)")
+            // A stopped container's wait answers at once.
+            #expect(try await node.bdocker(user, job, ["wait", name]).stdout == "42\n")
+        }
+    }
 }
