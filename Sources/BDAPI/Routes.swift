@@ -67,6 +67,7 @@ public enum Routes {
             let output = try await docker.attach(prepared.id)
             try await docker.start(prepared.id)
             return StreamReply.make(request, logger: node.logger, caller: context.caller) { sink throws(BDockerError) in
+                try await sink.send(.container, ByteBuffer(string: prepared.id))
                 try await output.stream { frame throws(BDockerError) in try await sink.send(frame) }
                 let exitCode = try await docker.wait(prepared.id)
                 if body.autoRemove { await node.removeAfterRun(prepared.id) }

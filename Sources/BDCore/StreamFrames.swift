@@ -2,7 +2,7 @@ import Foundation
 
 /// The framing of the daemon's streamed replies (`run` attached, `logs`, `pull`): a sequence of
 /// frames, each a kind byte, three zero bytes, a big-endian UInt32 length, then the payload —
-/// the Docker engine's own multiplexing, with two more kinds. Bytes of container output pass
+/// the Docker engine's own multiplexing, with three more kinds. Bytes of container output pass
 /// through unchanged, and the last frame is always the usual JSON envelope, so a stream that
 /// ends without one was cut off.
 public enum StreamFrameKind: UInt8, Sendable {
@@ -12,6 +12,9 @@ public enum StreamFrameKind: UInt8, Sendable {
     case progress = 3
     /// `{"status_code": N, "results": ...}`: the outcome; nothing follows.
     case end = 4
+    /// The container's full id, once, before an attached run's output: the client needs it to
+    /// forward signals (Ctrl-C) to the container.
+    case container = 5
 }
 
 public enum StreamFrames {

@@ -71,7 +71,7 @@ func writeOut(_ kind: StreamFrameKind, _ payload: [UInt8]) {
     case .stdout: FileHandle.standardOutput.write(Data(payload))
     case .stderr: FileHandle.standardError.write(Data(payload))
     case .progress: FileHandle.standardOutput.write(Data(payload + [10]))
-    case .end: break
+    case .end, .container: break
     }
 }
 
@@ -110,6 +110,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Name the container (use it instead of the id in every command).") var name: String?
     @Option(help: "Replace the image's ENTRYPOINT (\"\" clears it).") var entrypoint: String?
     @Flag(name: .customLong("rm"), help: "Remove the container when it exits.") var autoRemove = false
+    @Option(name: .customLong("sig-proxy"), help: "Forward the signals bdocker receives (Ctrl-C, TERM, HUP, ...) to the attached container (true|false).")
+    var sigProxy = true
     @Argument(help: "The image.") var image: String
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.") var command: [String] = []
 
@@ -142,7 +144,11 @@ struct Run: AsyncParsableCommand {
                 print(id)
                 return
             }
-            let result: RunResult = try await client.streamed(.PUT, "/run", body: request, onFrame: writeOut)
+            let proxy = sigProxy ? SignalProxy(client: client, token: token) : nil
+            let result: RunResult = try await client.streamed(.PUT, "/run", body: request) { kind, payload in
+                if kind == .container { proxy?.forward(to: String(decoding: payload, as: UTF8.self)) }
+                writeOut(kind, payload)
+            }
             Foundation.exit(Int32(truncatingIfNeeded: result.exitCode))
         }
     }

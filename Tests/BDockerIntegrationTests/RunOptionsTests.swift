@@ -124,4 +124,51 @@ struct RunOptionsTests {
             #expect(try await node.bdocker(user, job, ["wait", name]).stdout == "42\n")
         }
     }
+
+    @Test func aSignalToAnAttachedRunReachesTheContainer() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser()
+            let job = try await node.configure(user)
+            let name = "proxied-\(Int.random(in: 1000...9999))"
+            // As the batch system's qdel would: TERM to the client, which the container traps.
+            let client = Process()
+            client.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            client.arguments = ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--", Repo.binDir + "/bdocker",
+                                "run", "-H", node.server.endpoint, "--name", name, node.image, "sh", "-c",
+                                "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 1; done"]
+            client.environment = ["JOB_ID": job, "HOME": user.home, "PATH": "/usr/bin:/bin"]
+            let out = Pipe()
+            client.standardOutput = out
+            client.standardError = FileHandle.nullDevice
+            try client.run()
+            defer { if client.isRunning { kill(client.processIdentifier, SIGKILL) } }
+            #expect(try await eventually { try await node.bdocker(user, job, ["logs", name]).stdout == "ready\n" })
+            kill(client.processIdentifier, SIGTERM)
+            #expect(try await eventually(within: .seconds(60)) { !client.isRunning }, "the client did not end after the container did")
+            client.waitUntilExit()
+            let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(client.terminationReason == .exit && client.terminationStatus == 7, "\(client.terminationReason) \(client.terminationStatus)")
+            #expect(printed == "ready\ngot TERM\n", "\(printed)")
+            // Without the proxy the client dies of the signal and the container runs on.
+            let plain = Process()
+            plain.executableURL = client.executableURL
+            plain.arguments = client.arguments.map { args in
+                var a = args
+                a.insert("--sig-proxy=false", at: a.firstIndex(of: "--name")!)
+                a[a.firstIndex(of: name)!] = name + "-plain"
+                return a
+            }
+            plain.environment = client.environment
+            plain.standardOutput = FileHandle.nullDevice
+            plain.standardError = FileHandle.nullDevice
+            try plain.run()
+            defer { if plain.isRunning { kill(plain.processIdentifier, SIGKILL) } }
+            #expect(try await eventually { try await node.bdocker(user, job, ["logs", name + "-plain"]).stdout == "ready\n" })
+            kill(plain.processIdentifier, SIGTERM)
+            plain.waitUntilExit()
+            #expect(plain.terminationReason == .uncaughtSignal && plain.terminationStatus == SIGTERM)
+            let state = try await node.bdocker(user, job, ["inspect", name + "-plain"]).stdout
+            #expect(state.contains("\"Running\" : true"), "\(state.prefix(300))")
+        }
+    }
 }

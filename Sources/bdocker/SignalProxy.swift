@@ -1,0 +1,53 @@
+import BDClient
+import BDCore
+import Dispatch
+import Foundation
+
+/// `run`'s signal proxy, as docker's `--sig-proxy`: the signals a user or the batch system
+/// sends to an attached `bdocker run` (Ctrl-C, qdel's TERM) go to the container, whose exit
+/// then ends the run with its own exit code. Before the container exists a signal ends the
+/// client as it normally would.
+final class SignalProxy: @unchecked Sendable {
+    // @unchecked: `container` is only touched under `lock`; the sources live as long as the proxy.
+    static let forwarded: [(Int32, String)] = [(SIGINT, "INT"), (SIGTERM, "TERM"), (SIGHUP, "HUP"), (SIGQUIT, "QUIT"),
+                                               (SIGUSR1, "USR1"), (SIGUSR2, "USR2")]
+    private let lock = NSLock()
+    private var container: String?
+    private var sources: [DispatchSourceSignal] = []
+
+    init(client: DaemonClient, token: String) {
+        for (number, name) in Self.forwarded {
+            signal(number, SIG_IGN)  // the source receives it instead of the default action
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let id = self?.containerID else {
+                    // No container yet: die of the signal, as without the proxy.
+                    signal(number, SIG_DFL)
+                    raise(number)
+                    return
+                }
+                Task {
+                    do {
+                        let _: String = try await client.call(.PUT, "/kill", body: KillRequest(token: token, containerID: id, signal: name))
+                    } catch {
+                        FileHandle.standardError.write(Data("bdocker: forwarding SIG\(name) to \(id.prefix(12)) failed: \((error as? BDockerError)?.message ?? "\(error)")\n".utf8))
+                    }
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    private var containerID: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return container
+    }
+
+    func forward(to id: String) {
+        lock.lock()
+        container = id
+        lock.unlock()
+    }
+}
