@@ -35,8 +35,10 @@ IMAGE_TAGS=(latest 1.35)
 # other test may run it. The same rootfs plus a marker file, so it shares no layer with the
 # others and its pull really downloads.
 PULL_TAG=pulltest
+# The run-pulls-a-missing-image test's own image (BDOCKER_TEST_RUN_PULL_IMAGE), likewise.
+RUN_PULL_TAG=runpull
 # Bump when the image recipe below changes: a registry holding an older build gets re-pushed.
-IMAGE_RECIPE=3
+IMAGE_RECIPE=4
 IMAGE_STAMP=$REGISTRY_DIR/busybox-image.recipe
 TEST_USERS=(bdtest1 bdtest2)
 PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl python3 gridengine-client)
@@ -206,7 +208,7 @@ registry_has_tag() { # TAG
 }
 
 ensure_image() {
-    local tag stale=0 all_tags=("${IMAGE_TAGS[@]}" "$PULL_TAG")
+    local tag stale=0 all_tags=("${IMAGE_TAGS[@]}" "$PULL_TAG" "$RUN_PULL_TAG")
     for tag in "${all_tags[@]}"; do registry_has_tag "$tag" || stale=1; done
     [[ $(cat "$IMAGE_STAMP" 2>/dev/null || true) == "$IMAGE_RECIPE" ]] || stale=1
     if ((stale == 0)); then
@@ -255,6 +257,9 @@ ensure_image() {
     echo "bdocker pull test image" >"$rootfs/etc/bdocker-pull-test"
     chmod 0644 "$rootfs/etc/bdocker-pull-test"
     import_rootfs "$PULL_TAG"
+    echo "bdocker run-pull test image" >"$rootfs/etc/bdocker-run-pull-test"
+    chmod 0644 "$rootfs/etc/bdocker-run-pull-test"
+    import_rootfs "$RUN_PULL_TAG"
     for tag in "${all_tags[@]}"; do
         log "pushing $IMAGE_REPO:$tag"
         docker_cli push "$IMAGE_REPO:$tag" >&2
@@ -262,6 +267,9 @@ ensure_image() {
     done
     # Tests must really pull from the registry, so drop the local copies.
     for tag in "${all_tags[@]}"; do docker_cli rmi "$IMAGE_REPO:$tag" >/dev/null; done
+    # An older build pulled before this one is now untagged but still holds the same layers, and
+    # a pull would then find them instead of downloading: drop such leftovers of the test engine.
+    docker_cli image prune -f >/dev/null
     echo "$IMAGE_RECIPE" >"$IMAGE_STAMP"
     rm -rf "$rootfs"
     trap - EXIT
@@ -289,6 +297,7 @@ export BDOCKER_TEST_DOCKER_URL=$DOCKER_URL
 export BDOCKER_TEST_REGISTRY=$REGISTRY_ADDR
 export BDOCKER_TEST_IMAGE=$IMAGE_REPO:latest
 export BDOCKER_TEST_PULL_IMAGE=$IMAGE_REPO:$PULL_TAG
+export BDOCKER_TEST_RUN_PULL_IMAGE=$IMAGE_REPO:$RUN_PULL_TAG
 export BDOCKER_TEST_USERS="${TEST_USERS[*]}"
 export BDOCKER_TEST_USER_UIDS="${uids[*]}"
 EOF

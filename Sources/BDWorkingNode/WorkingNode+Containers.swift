@@ -96,7 +96,7 @@ extension WorkingNode {
         let id: String
         do {
             docker = try engine()
-            id = try await docker.createContainer(spec)
+            id = try await createPullingIfMissing(spec, docker: docker, session: session)
         } catch {
             if let staged { await releaseStages([staged.stage]) }
             throw error
@@ -115,6 +115,18 @@ extension WorkingNode {
         }
         audit(session, "run \(image) \(request.script.joined(separator: " ")) as container \(id.prefix(12))")
         return PreparedRun(id: id, session: session)
+    }
+
+    /// Creates the container; an image the node does not have is pulled first, as `docker run`
+    /// does by default.
+    func createPullingIfMissing(_ spec: ContainerSpec, docker: DockerEngine, session: UserSession) async throws(BDockerError) -> String {
+        do {
+            return try await docker.createContainer(spec)
+        } catch .notFound(let message) where message.lowercased().contains("no such image") {
+            audit(session, "pull \(spec.image) (not on the node, for run)")
+            try await docker.pull(spec.image) { _ throws(BDockerError) in }
+            return try await docker.createContainer(spec)
+        }
     }
 
     /// The job's row, as the token's session names it.

@@ -58,7 +58,7 @@ public enum Requirement: String, CaseIterable, Sendable, CustomStringConvertible
         case .cgroupsV1: "no writable cgroup v1 memory/cpuacct hierarchy under /sys/fs/cgroup"
         case .testUsers: "test users \(Self.testUserNames.joined(separator: ", ")) do not exist"
         case .dockerEngine: "the test Docker engine (BDOCKER_TEST_DOCKER_URL) does not answer"
-        case .registry: "the test registry (BDOCKER_TEST_REGISTRY) does not answer or BDOCKER_TEST_PULL_IMAGE is unset"
+        case .registry: "the test registry (BDOCKER_TEST_REGISTRY) does not answer or BDOCKER_TEST_PULL_IMAGE/BDOCKER_TEST_RUN_PULL_IMAGE is unset (run tools/test-env.sh up)"
         case .qacct: "\(Qacct.path) (gridengine-client) is not installed"
         }
     }
@@ -80,7 +80,7 @@ public enum Requirement: String, CaseIterable, Sendable, CustomStringConvertible
             let path = url.hasPrefix("unix://") ? String(url.dropFirst("unix://".count)) : url
             return Probe.unixSocketAnswers(path)
         case .registry:
-            guard TestEnvironment.values["BDOCKER_TEST_PULL_IMAGE"] != nil,
+            guard TestEnvironment.values["BDOCKER_TEST_PULL_IMAGE"] != nil, TestEnvironment.values["BDOCKER_TEST_RUN_PULL_IMAGE"] != nil,
                   let registry = TestEnvironment.values["BDOCKER_TEST_REGISTRY"],
                   let colon = registry.lastIndex(of: ":"), let port = UInt16(registry[registry.index(after: colon)...])
             else { return false }

@@ -242,7 +242,7 @@ private actor Recorder<Item: Sendable> {
 }
 
 /// The engine and image of tools/test-env.sh, and helpers that keep tests short and clean up.
-private enum TestEngine {
+enum TestEngine {
     /// Labels every container of this process, so cleanup and list filters never touch others'.
     static let runID = UUID().uuidString.lowercased()
 

@@ -1,4 +1,5 @@
 import BDCore
+@testable import BDDocker
 import BDTestSupport
 import Foundation
 import Testing
@@ -169,6 +170,25 @@ struct RunOptionsTests {
             #expect(plain.terminationReason == .uncaughtSignal && plain.terminationStatus == SIGTERM)
             let state = try await node.bdocker(user, job, ["inspect", name + "-plain"]).stdout
             #expect(state.contains("\"Running\" : true"), "\(state.prefix(300))")
+        }
+    }
+
+    @Test(.requires(.registry)) func runPullsAnImageTheNodeDoesNotHave() async throws {
+        // This image is this test's alone (tools/test-env.sh pushes it), so removing it from
+        // the engine disturbs no other test.
+        let image = try #require(TestEnvironment.values["BDOCKER_TEST_RUN_PULL_IMAGE"])
+        let engine = try await TestEngine.connect().0
+        let removal = await failure { () async throws(BDockerError) in try await engine.removeImage(image, force: true) }
+        if let removal, removal.httpStatus != 404 { throw removal }
+        #expect(try await engine.imageExists(image) == false)
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser()
+            let job = try await node.configure(user)
+            let run = try await node.bdocker(user, job, ["run", "--rm", image, "cat", "/etc/bdocker-run-pull-test"])
+            #expect(run.status == 0 && run.stdout == "bdocker run-pull test image\n", "\(run.stdout) \(run.stderr)")
+            // A name no registry has is still docker's 125 with the engine's reason.
+            let missing = try await node.bdocker(user, job, ["run", "\(image)-no-such-tag", "true"])
+            #expect(missing.status == 125 && missing.stderr.contains("not found"), "\(missing.stderr)")
         }
     }
 }
