@@ -159,13 +159,21 @@ struct Ps: AsyncParsableCommand {
     @OptionGroup var options: UserOptions
     @Flag(name: .shortAndLong, help: "Show all containers (default shows just running).") var all = false
     @Flag(name: .shortAndLong, help: "Only display container ids.") var quiet = false
+    @Option(help: "Format each row: a template such as '{{.ID}}\\t{{.Names}}' (fields ID, Image, Command, CreatedAt, RunningFor, Status, Ports, Names), 'table TEMPLATE' for aligned columns under headers, or 'json'.")
+    var format: String?
 
     func run() async {
         await guarded {
+            // A bad template is refused before anything is asked of the daemon.
+            let template = try format.map { f throws(BDockerError) in try PsFormat(f) }
             let (client, token) = try options.resolve()
             let rows: [ContainerRow] = try await client.call(.GET, "/ps", query: ["token": token, "all": all ? "1" : "0"])
             if quiet {
                 rows.forEach { print(String($0.id.prefix(12))) }
+                return
+            }
+            if let template {
+                print(try template.render(rows, now: Date()), terminator: "")
                 return
             }
             print(PsTable.render(rows, now: Date()), terminator: "")
@@ -192,15 +200,26 @@ struct Logs: AsyncParsableCommand {
 }
 
 struct Inspect: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a container's details as JSON.")
+    static let configuration = CommandConfiguration(abstract: "Show containers' details as a JSON list, as docker inspect does.")
     @OptionGroup var options: UserOptions
-    @Argument(help: "Container name, id or unique id prefix.") var container: String
+    @Argument(help: "Container names, ids or unique id prefixes.") var containers: [String]
 
     func run() async {
         await guarded {
             let (client, token) = try options.resolve()
-            let value: JSONText = try await client.call(.GET, "/inspect", query: ["token": token, "container_id": container])
-            printJSON(value)
+            var found: [JSONValue] = []
+            var failed = false
+            for container in containers {
+                do {
+                    found.append(try await client.call(.GET, "/inspect", query: ["token": token, "container_id": container]))
+                } catch {
+                    failed = true
+                    FileHandle.standardError.write(Data("bdocker: \(container): \((error as? BDockerError)?.message ?? "\(error)")\n".utf8))
+                }
+            }
+            // As docker: the list of those found (possibly empty), then exit 1 if any was not.
+            print(try JSONText(.array(found)).text)
+            if failed { Foundation.exit(1) }
         }
     }
 }
@@ -348,9 +367,13 @@ struct JSONText: Codable, Sendable {
     let text: String
 
     init(from decoder: any Decoder) throws {
+        try self.init(try JSONValue(from: decoder))
+    }
+
+    init(_ value: JSONValue) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        text = String(decoding: try encoder.encode(try JSONValue(from: decoder)), as: UTF8.self)
+        text = String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
     func encode(to encoder: any Encoder) throws {

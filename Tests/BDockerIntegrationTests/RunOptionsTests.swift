@@ -191,4 +191,33 @@ struct RunOptionsTests {
             #expect(missing.status == 125 && missing.stderr.contains("not found"), "\(missing.stderr)")
         }
     }
+
+    @Test func psFormatAndInspectAsAList() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser()
+            let job = try await node.configure(user)
+            let name = "fmt-\(Int.random(in: 1000...9999))"
+            let id = try await node.bdocker(user, job, ["run", "-d", "--name", name, node.image, "sleep", "60"]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            try #require(id.count == 64)
+            let plain = try await node.bdocker(user, job, ["ps", "--format", "{{.ID}}:{{.Names}}\\t{{.Command}}"])
+            #expect(plain.stdout == "\(id.prefix(12)):\(name)\t\"sleep 60\"\n", "\(plain.stdout) \(plain.stderr)")
+            let table = try await node.bdocker(user, job, ["ps", "--format", "table {{.Names}}\\t{{.Status}}"])
+            let lines = table.stdout.split(separator: "\n")
+            #expect(lines.count == 2 && lines[0].hasPrefix("NAMES") && lines[0].contains("STATUS") && lines[1].hasPrefix(name), "\(table.stdout)")
+            let json = try await node.bdocker(user, job, ["ps", "--format", "json"])
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: String]
+            #expect(object?["Names"] == name && object?["ID"] == String(id.prefix(12)), "\(json.stdout)")
+            let bad = try await node.bdocker(user, job, ["ps", "--format", "{{.Nope}}"])
+            #expect(bad.status == 1 && bad.stderr.contains("unknown field '.Nope'"), "\(bad.stderr)")
+
+            // inspect: a JSON list, like docker's; a missing one is reported and makes it exit 1.
+            let both = try await node.bdocker(user, job, ["inspect", name, String(id.prefix(6))])
+            let list = try JSONSerialization.jsonObject(with: Data(both.stdout.utf8)) as? [[String: Any]]
+            #expect(both.status == 0 && list?.count == 2 && list?.allSatisfy { $0["Id"] as? String == id } == true, "\(both.stderr)")
+            let partly = try await node.bdocker(user, job, ["inspect", name, "nosuch"])
+            #expect(partly.status == 1 && partly.stderr.contains("nosuch: no such container"), "\(partly.stderr)")
+            #expect((try JSONSerialization.jsonObject(with: Data(partly.stdout.utf8)) as? [Any])?.count == 1)
+        }
+    }
 }
