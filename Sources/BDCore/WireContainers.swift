@@ -219,3 +219,92 @@ public struct RunResult: Codable, Sendable, Equatable {
         case exitCode = "exit_code"
     }
 }
+
+/// `GET /info`: the job as bdocker sees it, and the engine's header, as docker info's first lines.
+public struct JobSummary: Codable, Sendable, Equatable {
+    public struct Limits: Codable, Sendable, Equatable {
+        /// The batch system's CPU limit (h_cpu), seconds; nil when none.
+        public var cpuSeconds: Double?
+        /// The memory limit (h_vmem), bytes; nil when none.
+        public var memoryBytes: Int64?
+        public var maxContainers: Int
+        public var pidsPerContainer: Int?
+        public init(cpuSeconds: Double?, memoryBytes: Int64?, maxContainers: Int, pidsPerContainer: Int?) {
+            self.cpuSeconds = cpuSeconds
+            self.memoryBytes = memoryBytes
+            self.maxContainers = maxContainers
+            self.pidsPerContainer = pidsPerContainer
+        }
+        enum CodingKeys: String, CodingKey {
+            case cpuSeconds = "cpu_seconds", memoryBytes = "memory_bytes", maxContainers = "max_containers"
+            case pidsPerContainer = "pids_per_container"
+        }
+    }
+
+    /// Use so far, counted as the job's accounting record will count it.
+    public struct Usage: Codable, Sendable, Equatable {
+        public var cpuSeconds: Double
+        /// Memory integral, GB·s (qacct's `mem`).
+        public var memGBSeconds: Double
+        public var maxMemoryBytes: Double
+        public var samples: Int
+        public var lastSampleAt: Double?
+        public init(cpuSeconds: Double, memGBSeconds: Double, maxMemoryBytes: Double, samples: Int, lastSampleAt: Double?) {
+            self.cpuSeconds = cpuSeconds
+            self.memGBSeconds = memGBSeconds
+            self.maxMemoryBytes = maxMemoryBytes
+            self.samples = samples
+            self.lastSampleAt = lastSampleAt
+        }
+        enum CodingKeys: String, CodingKey {
+            case cpuSeconds = "cpu_seconds", memGBSeconds = "mem_gb_seconds", maxMemoryBytes = "max_memory_bytes"
+            case samples, lastSampleAt = "last_sample_at"
+        }
+    }
+
+    public struct Engine: Codable, Sendable, Equatable {
+        public var version: String
+        public var apiVersion: String
+        public var operatingSystem: String?
+        public var kernel: String?
+        public var storageDriver: String?
+        public init(version: String, apiVersion: String, operatingSystem: String?, kernel: String?, storageDriver: String?) {
+            self.version = version
+            self.apiVersion = apiVersion
+            self.operatingSystem = operatingSystem
+            self.kernel = kernel
+            self.storageDriver = storageDriver
+        }
+        enum CodingKeys: String, CodingKey {
+            case version, apiVersion = "api_version", operatingSystem = "operating_system", kernel
+            case storageDriver = "storage_driver"
+        }
+    }
+
+    public var job: String
+    public var user: String
+    public var uid: Int
+    public var home: String
+    public var queue: String?
+    public var host: String?
+    public var limits: Limits
+    public var usage: Usage
+    public var containers: Int
+    public var running: Int
+    public var engine: Engine
+
+    public init(job: String, user: String, uid: Int, home: String, queue: String?, host: String?, limits: Limits,
+                usage: Usage, containers: Int, running: Int, engine: Engine) {
+        self.job = job
+        self.user = user
+        self.uid = uid
+        self.home = home
+        self.queue = queue
+        self.host = host
+        self.limits = limits
+        self.usage = usage
+        self.containers = containers
+        self.running = running
+        self.engine = engine
+    }
+}

@@ -208,14 +208,30 @@ extension WorkingNode {
         return "\(p.ip ?? "0.0.0.0"):\(published)->\(p.privatePort)/\(p.type)"
     }
 
-    public func info(token: String?, caller: Caller) async throws(BDockerError) -> JSONValue {
+    public func info(token: String?, caller: Caller) async throws(BDockerError) -> JobSummary {
         let session = try await tokens.requireUserToken(token, caller: caller)
-        let engineInfo = try await engine().info()
-        let count = try await ownedContainers(session).count
-        return .object([
-            "job": .string(session.jobKey), "user": .string(session.user), "home": .string(session.home),
-            "containers": .int(Int64(count)), "docker": engineInfo,
-        ])
+        let job = try await jobRecord(session)
+        let jobID = session.jobID
+        let samples = try await BDockerError.wrapping("reading the job's samples failed") {
+            try await database.pool.read { db in try SampleRecord.filter(SampleRecord.Columns.jobID == jobID).fetchAll(db) }
+        }
+        let used = JobUsage.compute(samples: samples, onlyDocker: batch?.settings.onlyDockerAccounting ?? true)
+        let owned = Set(try await ownedContainers(session))
+        let docker = try engine()
+        let running = owned.isEmpty ? 0 : try await docker.list(all: false, labelFilter: [Self.jobLabel: session.jobKey])
+            .filter { owned.contains($0.id) }.count
+        let version = try await docker.version()
+        let engineInfo = try await docker.info()
+        return JobSummary(
+            job: session.jobKey, user: session.user, uid: session.uid, home: session.home, queue: job.queue, host: job.host,
+            limits: .init(cpuSeconds: job.maxCPUSeconds, memoryBytes: job.maxMemBytes, maxContainers: limits.maxContainersPerJob,
+                          pidsPerContainer: limits.pidsLimit),
+            usage: .init(cpuSeconds: used.cpu, memGBSeconds: used.mem, maxMemoryBytes: used.maxvmem, samples: samples.count,
+                         lastSampleAt: samples.map(\.takenAt).max()),
+            containers: owned.count, running: running,
+            engine: .init(version: version.version, apiVersion: version.apiVersion,
+                          operatingSystem: engineInfo["OperatingSystem"]?.string, kernel: engineInfo["KernelVersion"]?.string,
+                          storageDriver: engineInfo["Driver"]?.string))
     }
 
     /// The node's monitor; a quota kill stops the job's containers through this node's engine.

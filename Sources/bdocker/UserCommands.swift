@@ -319,15 +319,58 @@ struct Start: AsyncParsableCommand {
 }
 
 struct Info: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the job and the Docker engine.")
+    static let configuration = CommandConfiguration(abstract: "Show the job (limits, use so far, containers) and the Docker engine.")
     @OptionGroup var options: UserOptions
+    @Option(help: "'json' for the whole summary as JSON.") var format: String?
 
     func run() async {
         await guarded {
+            if let format, format != "json" { throw BDockerError.invalidInput("--format takes 'json', not '\(format)'") }
             let (client, token) = try options.resolve()
-            let value: JSONText = try await client.call(.GET, "/info", query: ["token": token])
-            printJSON(value)
+            let summary: JobSummary = try await client.call(.GET, "/info", query: ["token": token])
+            if format == "json" {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+            } else {
+                print(InfoText.render(summary), terminator: "")
+            }
         }
+    }
+}
+
+/// `info` as text, in docker info's shape: a Job section, then the Server (engine) section.
+enum InfoText {
+    static func render(_ s: JobSummary) -> String {
+        func bytes(_ n: Double) -> String {
+            let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+            var value = n, unit = 0
+            while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+            return unit == 0 ? "\(Int(value)) B" : String(format: "%.1f %@", value, units[unit])
+        }
+        var lines = ["Job: \(s.job)",
+                     " User: \(s.user) (uid \(s.uid))",
+                     " Home: \(s.home)"]
+        if let queue = s.queue { lines.append(" Queue: \(queue)" + (s.host.map { "@\($0)" } ?? "")) }
+        lines.append(" Containers: \(s.containers) (running \(s.running), stopped \(s.containers - s.running))")
+        lines.append(" Limits:")
+        lines.append("  CPU: " + (s.limits.cpuSeconds.map { String(format: "%.0f s", $0) } ?? "none"))
+        lines.append("  Memory: " + (s.limits.memoryBytes.map { bytes(Double($0)) } ?? "none"))
+        lines.append("  Containers: \(s.limits.maxContainers)")
+        if let pids = s.limits.pidsPerContainer { lines.append("  Processes per container: \(pids)") }
+        lines.append(" Used so far (as the accounting record counts it):")
+        lines.append(String(format: "  CPU: %.1f s", s.usage.cpuSeconds))
+        lines.append("  Memory peak: \(bytes(s.usage.maxMemoryBytes))")
+        lines.append(String(format: "  Memory integral: %.4f GB·s", s.usage.memGBSeconds))
+        let last = s.usage.lastSampleAt.map { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: $0)) } ?? "none yet"
+        lines.append("  Samples: \(s.usage.samples) (last \(last))")
+        lines.append("Server:")
+        lines.append(" Engine version: \(s.engine.version)")
+        lines.append(" API version: \(s.engine.apiVersion)")
+        if let driver = s.engine.storageDriver { lines.append(" Storage driver: \(driver)") }
+        if let os = s.engine.operatingSystem { lines.append(" Operating system: \(os)") }
+        if let kernel = s.engine.kernel { lines.append(" Kernel version: \(kernel)") }
+        return lines.map { $0 + "\n" }.joined()
     }
 }
 

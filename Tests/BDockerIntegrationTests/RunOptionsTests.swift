@@ -220,4 +220,28 @@ struct RunOptionsTests {
             #expect((try JSONSerialization.jsonObject(with: Data(partly.stdout.utf8)) as? [Any])?.count == 1)
         }
     }
+
+    @Test func infoSummarisesTheJobAndTheEngine() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser()
+            let job = try await node.configure(user)
+            #expect(try await node.bdocker(user, job, ["run", "-d", node.image, "sleep", "60"]).status == 0)
+            #expect(try await node.bdocker(user, job, ["run", node.image, "true"]).status == 0)
+            let json = try await node.bdocker(user, job, ["info", "--format", "json"])
+            #expect(json.status == 0, "\(json.stderr)")
+            let summary = try JSONDecoder().decode(JobSummary.self, from: Data(json.stdout.utf8))
+            #expect(summary.job == job && summary.user == user.name && summary.uid == user.uid)
+            #expect(summary.containers == 2 && summary.running == 1)
+            #expect(summary.limits.maxContainers == 64)
+            #expect((summary.usage.samples == 0) == (summary.usage.lastSampleAt == nil) && summary.usage.cpuSeconds >= 0)
+            // The engine's own version, as the engine reports it.
+            let engine = try await TestEngine.connect().0
+            #expect(summary.engine.version == (try await engine.version()).version)
+            let text = try await node.bdocker(user, job, ["info"])
+            #expect(text.stdout.hasPrefix("Job: \(job)\n User: \(user.name) (uid \(user.uid))\n"), "\(text.stdout)")
+            #expect(text.stdout.contains(" Containers: 2 (running 1, stopped 1)\n"))
+            #expect(text.stdout.contains("Server:\n Engine version: \(summary.engine.version)\n"))
+            #expect(text.stdout.split(separator: "\n").count < 30, "info is a summary, not the engine's JSON")
+        }
+    }
 }
