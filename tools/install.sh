@@ -12,7 +12,8 @@
 # bdockerd-accounting.service go to /etc/systemd/system, neither enabled nor started (the
 # commands to do so are printed). All of docs/ goes to PREFIX/share/doc/bdocker (the docs link
 # to each other). Shell completion for the three commands goes to
-# PREFIX/share/bash-completion/completions and PREFIX/share/zsh/site-functions.
+# PREFIX/share/bash-completion/completions and PREFIX/share/zsh/site-functions, and man pages
+# (one per command and subcommand: bdocker.1, bdocker.run.1, ...) to PREFIX/share/man/man1.
 # --bin-dir takes already-built binaries (default: build a release with swift build).
 # --destdir stages everything under DIR (for packaging or a dry look) instead of /.
 set -euo pipefail
@@ -34,7 +35,15 @@ if [[ -z $bin_dir ]]; then
     swift build -c release --product bdockerd
     swift build -c release --product bdocker
     swift build -c release --product bdocker-acct
+    swift build -c release --product generate-manual
     bin_dir=$(swift build -c release --show-bin-path)
+fi
+# Man pages come from the argument parsers through swift-argument-parser's generate-manual.
+manual_tool=$bin_dir/generate-manual
+if [[ ! -x $manual_tool ]]; then
+    export PATH="/opt/swift/usr/bin:$PATH"
+    swift build --product generate-manual >&2
+    manual_tool=$(swift build --show-bin-path)/generate-manual
 fi
 root=$destdir   # every installed path below is "$root/..."
 
@@ -88,6 +97,11 @@ for exe in bdockerd bdocker bdocker-acct; do
     "$bin_dir/$exe" --generate-completion-script zsh >"$root$prefix/share/zsh/site-functions/_$exe"
     chmod 644 "$root$prefix/share/bash-completion/completions/$exe" "$root$prefix/share/zsh/site-functions/_$exe"
 done
+install -d -m 755 "$root$prefix/share/man/man1"
+for exe in bdockerd bdocker bdocker-acct; do
+    "$manual_tool" "$bin_dir/$exe" --multi-page --output-directory "$root$prefix/share/man/man1" >&2
+done
+chmod 644 "$root$prefix/share/man/man1"/*.1
 
 echo "install: bdocker installed under ${destdir:+$destdir}$prefix (migrations in $prefix/share/bdocker/migrations)"
 echo "install: Grid Engine queue scripts: $prefix/libexec/bdocker/prolog.sh and epilog.sh; set them with"

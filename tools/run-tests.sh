@@ -89,6 +89,8 @@ if [[ -z $fake ]]; then
     # shellcheck disable=SC1091
     . /run/bdocker-test/env
     swift build --build-tests
+    # The install test makes man pages with swift-argument-parser's generate-manual.
+    swift build --product generate-manual
     bin=$(swift build --show-bin-path)
 fi
 

@@ -39,6 +39,16 @@ struct InstallTests {
         #expect(try await offered(["bdocker-acct", "sum"]).contains("summary"))
     }
 
+    @Test func manPagesForEveryCommandAndSubcommand() async throws {
+        let man = try await install() + "/share/man/man1"
+        for page in ["bdocker", "bdocker.run", "bdocker.logs", "bdocker.kill", "bdockerd", "bdocker-acct", "bdocker-acct.summary"] {
+            let text = try String(contentsOfFile: "\(man)/\(page).1", encoding: .utf8)
+            #expect(text.contains(".Dt \(page.uppercased()) 1"), "\(page).1 is not an mdoc page")
+        }
+        // Generated from the parser: the options are the binary's own.
+        #expect(try String(contentsOfFile: "\(man)/bdocker.run.1", encoding: .utf8).contains("sig-proxy"))
+    }
+
     @Test func everyLinkInTheInstalledDocsReachesAnInstalledDoc() async throws {
         let docs = try await install() + "/share/doc/bdocker"
         let files = try FileManager.default.contentsOfDirectory(atPath: docs).filter { $0.hasSuffix(".md") }
