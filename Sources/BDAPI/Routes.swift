@@ -49,7 +49,7 @@ public enum Routes {
             let docker = try node.engine()
             return StreamReply.make(request, logger: node.logger, caller: context.caller) { sink throws(BDockerError) in
                 try await docker.pull(source) { line throws(BDockerError) in
-                    try await sink.send(.progress, ByteBuffer(string: [line.id, line.status, line.progress].compactMap { $0 }.joined(separator: ": ")))
+                    try await sink.send(.progress, ByteBuffer(bytes: PullLine(id: line.id, status: line.status, progress: line.progress).json))
                 }
                 return source
             }

@@ -8,7 +8,7 @@ import Foundation
 public enum StreamFrameKind: UInt8, Sendable {
     case stdout = 1
     case stderr = 2
-    /// One line of pull progress, as text.
+    /// One line of pull progress, a `PullLine` as JSON.
     case progress = 3
     /// `{"status_code": N, "results": ...}`: the outcome; nothing follows.
     case end = 4
@@ -51,5 +51,26 @@ public struct StreamFrameReader: Sendable {
         }
         pending.removeFirst(offset)
         return frames
+    }
+}
+
+/// One pull progress message of the engine, as a progress frame carries it: the layer (or
+/// the reference, for lines about the whole image), its status and the engine's progress bar.
+public struct PullLine: Codable, Sendable, Equatable {
+    public var id: String?
+    public var status: String
+    public var progress: String?
+
+    public init(id: String?, status: String, progress: String?) {
+        self.id = id
+        self.status = status
+        self.progress = progress
+    }
+
+    public var json: [UInt8] { Array((try? JSONEncoder().encode(self)) ?? Data()) }
+
+    /// As the engine's own CLI prints it: "ID: Status PROGRESS".
+    public var text: String {
+        [id.map { "\($0): " } ?? "", status, progress.map { " \($0)" } ?? ""].joined()
     }
 }

@@ -70,7 +70,7 @@ func writeOut(_ kind: StreamFrameKind, _ payload: [UInt8]) {
     switch kind {
     case .stdout: FileHandle.standardOutput.write(Data(payload))
     case .stderr: FileHandle.standardError.write(Data(payload))
-    case .progress: FileHandle.standardOutput.write(Data(payload + [10]))
+    case .progress: FileHandle.standardOutput.write(Data((String(decoding: payload, as: UTF8.self) + "\n").utf8))
     case .end, .container: break
     }
 }
@@ -82,14 +82,17 @@ func printJSON(_ value: JSONText) {
 struct Pull: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Pull an image from a registry.")
     @OptionGroup var options: UserOptions
+    @Flag(name: .shortAndLong, help: "Print only the image name, no progress.") var quiet = false
     @Argument(help: "NAME[:TAG] (the tag defaults to latest).") var image: String
 
     func run() async {
         await guarded {
             let (client, token) = try options.resolve()
-            let source: String = try await client.streamed(.POST, "/pull", body: PullRequest(token: token, source: image),
-                                                           onFrame: writeOut)
-            print("pulled \(source)")
+            let display = PullDisplay(mode: PullDisplay.mode(quiet: quiet))
+            let source: String = try await client.streamed(.POST, "/pull", body: PullRequest(token: token, source: image)) { kind, payload in
+                if kind == .progress { display.show(payload) } else { writeOut(kind, payload) }
+            }
+            print(quiet ? source : "pulled \(source)")
         }
     }
 }

@@ -244,4 +244,18 @@ struct RunOptionsTests {
             #expect(text.stdout.split(separator: "\n").count < 30, "info is a summary, not the engine's JSON")
         }
     }
+
+    @Test func pullQuietAndItsLinesInAFile() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser()
+            let job = try await node.configure(user)
+            let quiet = try await node.bdocker(user, job, ["pull", "-q", node.image])
+            #expect(quiet.status == 0 && quiet.stdout == node.image + "\n", "\(quiet.stdout) \(quiet.stderr)")
+            // Output to a file (not a terminal): no line twice, no progress bars, the name last.
+            let pulled = try await node.bdocker(user, job, ["pull", node.image])
+            let lines = pulled.stdout.split(separator: "\n")
+            #expect(Set(lines).count == lines.count && !pulled.stdout.contains("[="), "\(pulled.stdout)")
+            #expect(lines.last.map(String.init) == "pulled \(node.image)")
+        }
+    }
 }
