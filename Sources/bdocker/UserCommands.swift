@@ -66,6 +66,21 @@ enum RunExitStatus {
     }
 }
 
+/// Runs `body` for each container named, as docker does for several: a failure is one line
+/// naming that container and the rest still run. Returns whether any failed.
+func forEachContainer(_ containers: [String], _ body: (String) async throws -> Void) async -> Bool {
+    var failed = false
+    for container in containers {
+        do {
+            try await body(container)
+        } catch {
+            failed = true
+            FileHandle.standardError.write(Data("bdocker: \(container): \((error as? BDockerError)?.message ?? "\(error)")\n".utf8))
+        }
+    }
+    return failed
+}
+
 func writeOut(_ kind: StreamFrameKind, _ payload: [UInt8]) {
     switch kind {
     case .stdout: FileHandle.standardOutput.write(Data(payload))
@@ -211,14 +226,8 @@ struct Inspect: AsyncParsableCommand {
         await guarded {
             let (client, token) = try options.resolve()
             var found: [JSONValue] = []
-            var failed = false
-            for container in containers {
-                do {
-                    found.append(try await client.call(.GET, "/inspect", query: ["token": token, "container_id": container]))
-                } catch {
-                    failed = true
-                    FileHandle.standardError.write(Data("bdocker: \(container): \((error as? BDockerError)?.message ?? "\(error)")\n".utf8))
-                }
+            let failed = await forEachContainer(containers) { container in
+                found.append(try await client.call(.GET, "/inspect", query: ["token": token, "container_id": container]))
             }
             // As docker: the list of those found (possibly empty), then exit 1 if any was not.
             print(try JSONText(.array(found)).text)
@@ -275,15 +284,9 @@ struct Kill: AsyncParsableCommand {
     func run() async {
         await guarded {
             let (client, token) = try options.resolve()
-            var failed = false
-            for container in containers {
-                do {
-                    let _: String = try await client.call(.PUT, "/kill", body: KillRequest(token: token, containerID: container, signal: signal))
-                    print(container)
-                } catch {
-                    failed = true
-                    FileHandle.standardError.write(Data("bdocker: \(container): \((error as? BDockerError)?.message ?? "\(error)")\n".utf8))
-                }
+            let failed = await forEachContainer(containers) { container in
+                let _: String = try await client.call(.PUT, "/kill", body: KillRequest(token: token, containerID: container, signal: signal))
+                print(container)
             }
             if failed { Foundation.exit(1) }
         }
