@@ -106,6 +106,16 @@ public enum Routes {
             var request = request
             return JSONReply.make(try await node.start(try await request.decodeJSON(ContainerRequest.self), caller: context.caller))
         }
+        router.put("exec") { request, context -> Response in
+            var request = request
+            let body = try await request.decodeJSON(ExecRequest.self)
+            let (execID, output) = try await node.exec(body, caller: context.caller)
+            let docker = try node.engine()
+            return StreamReply.make(request, logger: node.logger, caller: context.caller) { sink throws(BDockerError) in
+                try await output.stream { frame throws(BDockerError) in try await sink.send(frame) }
+                return RunResult(id: execID, exitCode: try await docker.execExitCode(execID))
+            }
+        }
         router.put("kill") { request, context -> Response in
             var request = request
             return JSONReply.make(try await node.kill(try await request.decodeJSON(KillRequest.self), caller: context.caller))

@@ -135,6 +135,27 @@ public struct KillRequest: Codable, Sendable {
     ]
 }
 
+/// `PUT /exec`: a command in a running container of the job, as the job's user.
+public struct ExecRequest: Codable, Sendable {
+    public var token: String
+    public var containerID: String
+    public var script: [String]
+    public var env: [String]
+    public var workingDir: String?
+    public init(token: String, containerID: String, script: [String], env: [String] = [], workingDir: String? = nil) {
+        self.token = token
+        self.containerID = containerID
+        self.script = script
+        self.env = env
+        self.workingDir = workingDir
+    }
+    enum CodingKeys: String, CodingKey {
+        case token, script, env
+        case containerID = "container_id"
+        case workingDir = "working_dir"
+    }
+}
+
 /// `PUT /rm`.
 public struct RemoveRequest: Codable, Sendable {
     public var token: String

@@ -95,6 +95,36 @@ extension DockerEngine {
         return AttachedOutput(engine: self, path: path, body: response.body)
     }
 
+    /// Starts `cmd` in the running container as `user` ("uid:gid"), never privileged and
+    /// without a TTY or stdin, and returns the exec's id with its output stream; its exit code
+    /// is `execExitCode` once the stream ended.
+    public func exec(_ id: String, cmd: [String], user: String, env: [String], workingDir: String?) async throws(BDockerError)
+        -> (execID: String, output: AttachedOutput) {
+        struct Create: Encodable {
+            var AttachStdout = true, AttachStderr = true, AttachStdin = false, Tty = false, Privileged = false
+            var Cmd: [String]
+            var User: String
+            var Env: [String]
+            var WorkingDir: String?
+        }
+        struct Created: Decodable { var Id: String }
+        let created = try await call(.POST, "/containers/\(Self.escape(id))/exec",
+                                     json: Create(Cmd: cmd, User: user, Env: env, WorkingDir: workingDir))
+            .decoded(Created.self, what: "exec create")
+        let path = "/exec/\(Self.escape(created.Id))/start"
+        let response = try await open(.POST, path, body: .bytes(ByteBuffer(string: #"{"Detach":false,"Tty":false}"#)),
+                                      contentType: "application/json", headTimeout: timeout)
+        return (created.Id, AttachedOutput(engine: self, path: path, body: response.body))
+    }
+
+    /// The exit code of a finished exec.
+    public func execExitCode(_ execID: String) async throws(BDockerError) -> Int {
+        struct Inspected: Decodable { var ExitCode: Int?; var Running: Bool }
+        let state = try await call(.GET, "/exec/\(Self.escape(execID))/json").decoded(Inspected.self, what: "exec inspect")
+        guard let code = state.ExitCode, !state.Running else { throw .internalFault("exec \(execID) has no exit code yet") }
+        return code
+    }
+
     /// `path` inside the container as a tar stream (the file or the directory with its contents).
     public func getArchive(_ id: String, path: String) async throws(BDockerError) -> ArchiveStream {
         let apiPath = "/containers/\(Self.escape(id))/archive"

@@ -155,6 +155,21 @@ extension WorkingNode {
         return id
     }
 
+    /// Starts an exec in one of the job's running containers, as the job's user (never root,
+    /// whatever the request says), and returns it with its output to stream.
+    public func exec(_ request: ExecRequest, caller: Caller) async throws(BDockerError) -> (execID: String, output: AttachedOutput) {
+        guard !request.script.isEmpty else { throw .invalidInput("exec needs a command") }
+        if let dir = request.workingDir, !dir.hasPrefix("/") {
+            throw .invalidInput("the working directory '\(dir)' must be an absolute path inside the container")
+        }
+        try RunOptions.validate(env: request.env, name: nil)
+        let (id, session) = try await ownedContainer(request.token, request.containerID, caller: caller)
+        let started = try await engine().exec(id, cmd: request.script, user: "\(session.uid):\(session.gid)",
+                                              env: request.env, workingDir: request.workingDir)
+        audit(session, "exec \(request.script.joined(separator: " ")) in \(id.prefix(12))")
+        return started
+    }
+
     public func kill(_ request: KillRequest, caller: Caller) async throws(BDockerError) -> String {
         let signal = try KillRequest.normalized(request.signal)
         let (id, session) = try await ownedContainer(request.token, request.containerID, caller: caller)

@@ -275,6 +275,30 @@ struct Stop: AsyncParsableCommand {
     }
 }
 
+struct Exec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in a running container, as you.",
+        discussion: "Everything after CONTAINER is the command. bdocker exits with the command's exit code.")
+    @OptionGroup var options: UserOptions
+    @Option(name: .shortAndLong, help: "Set an environment variable NAME=value (a bare NAME takes its value from your environment). Repeatable.")
+    var env: [String] = []
+    @Option(name: .shortAndLong, help: "Working directory inside the container.") var workdir: String?
+    @Argument(help: "Container name, id or unique id prefix.") var container: String
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.") var command: [String] = []
+
+    func run() async {
+        do {
+            let (client, token) = try options.resolve()
+            let environment = try EnvironmentOptions.entries(files: [], flags: env, clientEnvironment: ProcessInfo.processInfo.environment)
+            let request = ExecRequest(token: token, containerID: container, script: command, env: environment, workingDir: workdir)
+            let result: RunResult = try await client.streamed(.PUT, "/exec", body: request, onFrame: writeOut)
+            Foundation.exit(Int32(truncatingIfNeeded: result.exitCode))
+        } catch {
+            CommandLineExit.fail(error, code: RunExitStatus.code(for: error))
+        }
+    }
+}
+
 struct Kill: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Send a signal to running containers (default KILL).")
     @OptionGroup var options: UserOptions

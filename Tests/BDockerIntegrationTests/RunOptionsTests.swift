@@ -258,4 +258,23 @@ struct RunOptionsTests {
             #expect(lines.last.map(String.init) == "pulled \(node.image)")
         }
     }
+
+    @Test func execRunsAsTheJobUserInOwnContainersOnly() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser(), other = try testUser(1)
+            let job = try await node.configure(user), otherJob = try await node.configure(other)
+            let name = "execd-\(Int.random(in: 1000...9999))"
+            #expect(try await node.bdocker(user, job, ["run", "-d", "--name", name, node.image, "sleep", "60"]).status == 0)
+            let r = try await node.bdocker(user, job, ["exec", "-e", "X=42", "-w", "/tmp", name, "sh", "-c",
+                                                      "echo $(id -u):$(id -g) $X $(pwd); echo err >&2; exit 5"])
+            #expect(r.status == 5, "\(r.stderr)")
+            #expect(r.stdout == "\(user.uid):\(user.gid) 42 /tmp\n" && r.stderr == "err\n", "\(r.stdout) \(r.stderr)")
+            let foreign = try await node.bdocker(other, otherJob, ["exec", name, "true"])
+            #expect(foreign.status == 125 && foreign.stderr.contains("no such container"), "\(foreign.stderr)")
+            // A stopped container cannot take an exec: docker's 125 with the engine's reason.
+            #expect(try await node.bdocker(user, job, ["stop", "-t", "0", name]).status == 0)
+            let stopped = try await node.bdocker(user, job, ["exec", name, "true"])
+            #expect(stopped.status == 125 && stopped.stderr.contains("is not running"), "\(stopped.stderr)")
+        }
+    }
 }
