@@ -45,12 +45,13 @@ public enum Routes {
             var request = request
             let body = try await request.decodeJSON(PullRequest.self)
             // Check before the stream starts, so a bad token is a plain 401.
-            let source = try await node.pullSource(body, caller: context.caller)
+            let (source, jobID) = try await node.pullSource(body, caller: context.caller)
             let docker = try node.engine()
             return StreamReply.make(request, logger: node.logger, caller: context.caller) { sink throws(BDockerError) in
                 try await docker.pull(source) { line throws(BDockerError) in
                     try await sink.send(.progress, ByteBuffer(bytes: PullLine(id: line.id, status: line.status, progress: line.progress).json))
                 }
+                try await node.recordPulled(source, jobID: jobID)
                 return source
             }
         }
@@ -115,6 +116,13 @@ public enum Routes {
                 try await output.stream { frame throws(BDockerError) in try await sink.send(frame) }
                 return RunResult(id: execID, exitCode: try await docker.execExitCode(execID))
             }
+        }
+        router.get("images") { request, context -> Response in
+            JSONReply.make(try await node.images(token: request.query("token"), caller: context.caller))
+        }
+        router.put("rmi") { request, context -> Response in
+            var request = request
+            return JSONReply.make(try await node.removeImages(try await request.decodeJSON(RemoveImageRequest.self), caller: context.caller))
         }
         router.put("kill") { request, context -> Response in
             var request = request

@@ -156,6 +156,33 @@ public struct ExecRequest: Codable, Sendable {
     }
 }
 
+/// One row of `GET /images`: an image the job pulled, as the engine has it now.
+public struct ImageRow: Codable, Sendable, Equatable {
+    public var reference: String
+    /// The engine's image id; empty when the engine no longer has the image.
+    public var id: String
+    public var created: String
+    public var size: Int64
+    public init(reference: String, id: String, created: String, size: Int64) {
+        self.reference = reference
+        self.id = id
+        self.created = created
+        self.size = size
+    }
+}
+
+/// `PUT /rmi`.
+public struct RemoveImageRequest: Codable, Sendable {
+    public var token: String
+    public var images: [String]
+    public var force: Bool
+    public init(token: String, images: [String], force: Bool) {
+        self.token = token
+        self.images = images
+        self.force = force
+    }
+}
+
 /// `PUT /rm`.
 public struct RemoveRequest: Codable, Sendable {
     public var token: String

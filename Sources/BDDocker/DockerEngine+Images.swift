@@ -49,6 +49,17 @@ extension DockerEngine {
         }
     }
 
+    /// What the engine knows of a local image: nil when it has none.
+    public func imageSummary(_ reference: String) async throws(BDockerError) -> ImageSummary? {
+        struct Inspected: Decodable { var Id: String; var Created: String?; var Size: Int64? }
+        do {
+            let i = try await call(.GET, "/images/\(Self.escapeImage(reference))/json").decoded(Inspected.self, what: "image inspect")
+            return ImageSummary(id: i.Id, created: i.Created ?? "", size: i.Size ?? 0)
+        } catch .notFound {
+            return nil
+        }
+    }
+
     /// Removes the local image `reference` (untags it when other tags share it). An image a
     /// container still uses is a `.conflict` unless `force`.
     public func removeImage(_ reference: String, force: Bool = false) async throws(BDockerError) {
@@ -59,4 +70,11 @@ extension DockerEngine {
     private static func escapeImage(_ reference: String) -> String {
         reference.split(separator: "/", omittingEmptySubsequences: false).map { escape(String($0)) }.joined(separator: "/")
     }
+}
+
+public struct ImageSummary: Sendable, Equatable {
+    public var id: String
+    /// RFC 3339, as the engine writes it.
+    public var created: String
+    public var size: Int64
 }

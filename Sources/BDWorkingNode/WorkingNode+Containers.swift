@@ -23,19 +23,89 @@ extension WorkingNode {
     }
 
     public func pull(_ request: PullRequest, caller: Caller, progress: @Sendable (PullProgress) async throws(BDockerError) -> Void) async throws(BDockerError) -> String {
-        let source = try await pullSource(request, caller: caller)
+        let (source, jobID) = try await pullSource(request, caller: caller)
         try await engine().pull(source, progress: progress)
+        try await recordPulled(source, jobID: jobID)
         return source
+    }
+
+    /// Notes that the job pulled `reference`, for `images` and `rmi`.
+    public func recordPulled(_ reference: String, jobID: Int64) async throws(BDockerError) {
+        try await BDockerError.wrapping("recording the pulled image failed") {
+            try await database.pool.write { db in
+                try db.execute(sql: "INSERT OR REPLACE INTO job_images (job_id, reference, pulled_at) VALUES (?, ?, ?)",
+                               arguments: [jobID, reference, Date().timeIntervalSince1970])
+            }
+        }
+    }
+
+    /// The images the job pulled, as the engine has them now.
+    public func images(token: String?, caller: Caller) async throws(BDockerError) -> [ImageRow] {
+        let session = try await tokens.requireUserToken(token, caller: caller)
+        let jobID = session.jobID
+        let references = try await BDockerError.wrapping("listing the job's images failed") {
+            try await database.pool.read { db in
+                try String.fetchAll(db, sql: "SELECT reference FROM job_images WHERE job_id = ? ORDER BY pulled_at", arguments: [jobID])
+            }
+        }
+        let docker = try engine()
+        var rows: [ImageRow] = []
+        for reference in references {
+            let summary = try await docker.imageSummary(reference)
+            rows.append(ImageRow(reference: reference, id: summary?.id ?? "", created: summary?.created ?? "", size: summary?.size ?? 0))
+        }
+        return rows
+    }
+
+    /// Removes images the job pulled (only those, and none another live job also pulled).
+    public func removeImages(_ request: RemoveImageRequest, caller: Caller) async throws(BDockerError) -> [RemoveResult] {
+        let session = try await tokens.requireUserToken(request.token, caller: caller)
+        guard !request.images.isEmpty else { throw .invalidInput("name at least one image") }
+        let jobID = session.jobID
+        let docker = try engine()
+        var results: [RemoveResult] = []
+        for reference in request.images {
+            do throws(BDockerError) {
+                let (mine, shared) = try await BDockerError.wrapping("reading the job's images failed") {
+                    try await database.pool.read { db in
+                        let mine = try Bool.fetchOne(db, sql: "SELECT 1 FROM job_images WHERE job_id = ? AND reference = ?",
+                                                     arguments: [jobID, reference]) ?? false
+                        let shared = try Int.fetchOne(db, sql: """
+                            SELECT count(*) FROM job_images i JOIN jobs j ON j.id = i.job_id
+                            WHERE i.reference = ? AND i.job_id <> ? AND j.state <> 'cleaned'
+                            """, arguments: [reference, jobID]) ?? 0
+                        return (mine, shared)
+                    }
+                }
+                guard mine else { throw BDockerError.notFound("no such image pulled by this job: \(reference)") }
+                guard shared == 0 else { throw BDockerError.conflict("image \(reference) is in use by another job on this node") }
+                do {
+                    try await docker.removeImage(reference, force: request.force)
+                } catch .notFound {
+                    // Already gone from the engine: forgetting it is all that is left.
+                }
+                try await BDockerError.wrapping("forgetting the removed image failed") {
+                    try await database.pool.write { db in
+                        try db.execute(sql: "DELETE FROM job_images WHERE job_id = ? AND reference = ?", arguments: [jobID, reference])
+                    }
+                }
+                audit(session, "rmi \(reference)")
+                results.append(RemoveResult(container: reference, removed: true, error: nil))
+            } catch {
+                results.append(RemoveResult(container: reference, removed: false, error: error.message))
+            }
+        }
+        return results
     }
 
     /// The image a pull request names, once its token is checked: what must hold before any
     /// progress streams.
-    public func pullSource(_ request: PullRequest, caller: Caller) async throws(BDockerError) -> String {
+    public func pullSource(_ request: PullRequest, caller: Caller) async throws(BDockerError) -> (source: String, jobID: Int64) {
         let session = try await tokens.requireUserToken(request.token, caller: caller)
         let source = request.source.trimmingCharacters(in: .whitespaces)
         guard !source.isEmpty else { throw .invalidInput("an image name is required, e.g. busybox:latest") }
         audit(session, "pull \(source)")
-        return source
+        return (source, session.jobID)
     }
 
     /// One INFO line per user action, naming the batch job and its user, so an admin can
@@ -125,6 +195,7 @@ extension WorkingNode {
         } catch .notFound(let message) where message.lowercased().contains("no such image") {
             audit(session, "pull \(spec.image) (not on the node, for run)")
             try await docker.pull(spec.image) { _ throws(BDockerError) in }
+            try await recordPulled(spec.image, jobID: session.jobID)
             return try await docker.createContainer(spec)
         }
     }

@@ -81,6 +81,19 @@ func forEachContainer(_ containers: [String], _ body: (String) async throws -> V
     return failed
 }
 
+/// Prints each removal as docker does (`done` of what went on stdout, a line per failure on
+/// stderr) and returns whether any failed.
+func reportRemovals(_ results: [RemoveResult], done: (String) -> String) -> Bool {
+    var failed = false
+    for r in results {
+        if r.removed { print(done(r.container)) } else {
+            failed = true
+            FileHandle.standardError.write(Data("bdocker: \(r.container): \(r.error ?? "not removed")\n".utf8))
+        }
+    }
+    return failed
+}
+
 func writeOut(_ kind: StreamFrameKind, _ payload: [UInt8]) {
     switch kind {
     case .stdout: FileHandle.standardOutput.write(Data(payload))
@@ -246,14 +259,7 @@ struct Rm: AsyncParsableCommand {
         await guarded {
             let (client, token) = try options.resolve()
             let results: [RemoveResult] = try await client.call(.PUT, "/rm", body: RemoveRequest(token: token, containerID: containers, force: force))
-            var failed = false
-            for r in results {
-                if r.removed { print(r.container) } else {
-                    failed = true
-                    FileHandle.standardError.write(Data("bdocker: \(r.container): \(r.error ?? "not removed")\n".utf8))
-                }
-            }
-            if failed { Foundation.exit(1) }
+            if reportRemovals(results, done: { $0 }) { Foundation.exit(1) }
         }
     }
 }
@@ -295,6 +301,63 @@ struct Exec: AsyncParsableCommand {
             Foundation.exit(Int32(truncatingIfNeeded: result.exitCode))
         } catch {
             CommandLineExit.fail(error, code: RunExitStatus.code(for: error))
+        }
+    }
+}
+
+struct Images: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the images this job pulled.")
+    @OptionGroup var options: UserOptions
+    @Flag(name: .shortAndLong, help: "Only display image ids.") var quiet = false
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let rows: [ImageRow] = try await client.call(.GET, "/images", query: ["token": token])
+            let shortID = { (row: ImageRow) in String(row.id.replacingOccurrences(of: "sha256:", with: "").prefix(12)) }
+            if quiet {
+                rows.filter { !$0.id.isEmpty }.forEach { print(shortID($0)) }
+                return
+            }
+            let now = Date()
+            let cells = rows.map { row -> [String] in
+                // REPOSITORY and TAG as docker splits them: the tag follows the last ':' after the last '/'.
+                var repository = row.reference, tag = "<none>"
+                if let colon = row.reference.lastIndex(of: ":"), !row.reference[colon...].contains("/") {
+                    repository = String(row.reference[..<colon])
+                    tag = String(row.reference[row.reference.index(after: colon)...])
+                }
+                let created = ISO8601DateFormatter.withFractions.date(from: row.created)
+                    ?? ISO8601DateFormatter().date(from: row.created)
+                return [repository, tag, row.id.isEmpty ? "<gone>" : shortID(row),
+                        created.map { PsTable.ago(Int64($0.timeIntervalSince1970), now: now) } ?? "",
+                        row.id.isEmpty ? "" : ByteCountFormatter.string(fromByteCount: row.size, countStyle: .decimal)]
+            }
+            print(TextTable(header: ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows: cells, gap: 3).render(), terminator: "")
+        }
+    }
+}
+
+extension ISO8601DateFormatter {
+    /// The engine's times carry nanoseconds.
+    static var withFractions: ISO8601DateFormatter {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f
+    }
+}
+
+struct Rmi: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove images this job pulled.")
+    @OptionGroup var options: UserOptions
+    @Flag(name: .shortAndLong, help: "Remove even when a container of the job uses it.") var force = false
+    @Argument(help: "Image references as pulled (NAME[:TAG]).") var images: [String]
+
+    func run() async {
+        await guarded {
+            let (client, token) = try options.resolve()
+            let results: [RemoveResult] = try await client.call(.PUT, "/rmi", body: RemoveImageRequest(token: token, images: images, force: force))
+            if reportRemovals(results, done: { "Untagged: \($0)" }) { Foundation.exit(1) }
         }
     }
 }

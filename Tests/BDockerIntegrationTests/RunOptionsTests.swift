@@ -5,8 +5,9 @@ import Foundation
 import Testing
 
 /// docker's `run` options and the docker meanings of the short flags, driven through the real
-/// `bdocker` binary as real non-root users against the real engine.
-@Suite("Run options as in docker", .requires(.root, .cgroupsV1, .testUsers, .dockerEngine))
+/// `bdocker` binary as real non-root users against the real engine. One at a time: two of them
+/// remove the run-pull test image (BDOCKER_TEST_RUN_PULL_IMAGE), which only this suite uses.
+@Suite("Run options as in docker", .serialized, .requires(.root, .cgroupsV1, .testUsers, .dockerEngine))
 struct RunOptionsTests {
     @Test func environmentNameAndEntrypoint() async throws {
         try await ContainerCommandTests().withNode { node in
@@ -275,6 +276,38 @@ struct RunOptionsTests {
             #expect(try await node.bdocker(user, job, ["stop", "-t", "0", name]).status == 0)
             let stopped = try await node.bdocker(user, job, ["exec", name, "true"])
             #expect(stopped.status == 125 && stopped.stderr.contains("is not running"), "\(stopped.stderr)")
+        }
+    }
+
+    @Test(.requires(.registry)) func imagesListsWhatTheJobPulledAndRmiRemovesOnlyThat() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser(), other = try testUser(1)
+            let job = try await node.configure(user), otherJob = try await node.configure(other)
+            #expect(try await node.bdocker(user, job, ["images", "-q"]).stdout.isEmpty)
+            #expect(try await node.bdocker(user, job, ["pull", "-q", node.image]).status == 0)
+            let listed = try await node.bdocker(user, job, ["images"])
+            let lines = listed.stdout.split(separator: "\n")
+            try #require(lines.count == 2, "\(listed.stdout) \(listed.stderr)")
+            #expect(lines[0].hasPrefix("REPOSITORY") && lines[1].hasPrefix(node.image.replacingOccurrences(of: ":latest", with: "")),
+                    "\(listed.stdout) \(listed.stderr)")
+            #expect(lines[1].contains(" latest "))
+            // Another job pulled nothing: it may not remove this job's image.
+            let foreign = try await node.bdocker(other, otherJob, ["rmi", node.image])
+            #expect(foreign.status == 1 && foreign.stderr.contains("no such image pulled by this job"), "\(foreign.stderr)")
+            // When the other job has pulled it too, neither may remove it from under the other.
+            #expect(try await node.bdocker(other, otherJob, ["pull", "-q", node.image]).status == 0)
+            let shared = try await node.bdocker(user, job, ["rmi", node.image])
+            #expect(shared.status == 1 && shared.stderr.contains("in use by another job"), "\(shared.stderr)")
+            #expect(try await node.bdocker(other, otherJob, ["images", "-q"]).stdout.count == 13)
+
+            // Its own image, pulled by no other live job, goes.
+            let own = try #require(TestEnvironment.values["BDOCKER_TEST_RUN_PULL_IMAGE"])
+            #expect(try await node.bdocker(user, job, ["pull", "-q", own]).status == 0)
+            let removed = try await node.bdocker(user, job, ["rmi", own])
+            #expect(removed.status == 0 && removed.stdout == "Untagged: \(own)\n", "\(removed.stderr)")
+            #expect(try await node.bdocker(user, job, ["images"]).stdout.contains("runpull") == false)
+            let engine = try await TestEngine.connect().0
+            #expect(try await engine.imageExists(own) == false)
         }
     }
 }
