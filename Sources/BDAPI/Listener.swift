@@ -61,10 +61,11 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
         }
         let limit = maxConnectionsPerUser
         let guardLogger = logger
+        let scope = PeerDirectory.Scope()
         return Application(
             router: router,
             server: .http1(configuration: .init(
-                additionalChannelHandlers: [PeerGuard(limit: limit, logger: guardLogger)],
+                additionalChannelHandlers: [PeerGuard(limit: limit, scope: scope, logger: guardLogger)],
                 idleTimeout: TimeAmount(idleTimeout))),
             configuration: .init(address: bind, serverName: "bdockerd"),
             services: services,
@@ -94,39 +95,47 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The peers of every open connection, by channel, and how many each uid holds.
+/// The peers of every open connection, by channel, and how many each uid holds on each
+/// listener (a listener's limit is its own, so two daemons in one process never share one).
 final class PeerDirectory: @unchecked Sendable {
     // @unchecked: every access holds `lock`.
     static let shared = PeerDirectory()
 
-    private let lock = NSLock()
-    private var callers: [ObjectIdentifier: Caller] = [:]
-    private var counts: [Int: Int] = [:]
+    /// One listener's count of connections: compared by identity.
+    final class Scope: Sendable {}
 
-    /// Records the connection unless its user already holds `limit`; false means refused.
-    func admit(_ channel: any Channel, as caller: Caller, limit: Int) -> Bool {
+    private struct CountKey: Hashable {
+        var scope: ObjectIdentifier
+        var peer: Int
+    }
+
+    private let lock = NSLock()
+    private var callers: [ObjectIdentifier: (caller: Caller, key: CountKey)] = [:]
+    private var counts: [CountKey: Int] = [:]
+
+    /// Records the connection unless its user already holds `limit` on `scope`; false means refused.
+    func admit(_ channel: any Channel, as caller: Caller, limit: Int, scope: Scope) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        let key = Self.countKey(caller)
+        let key = CountKey(scope: ObjectIdentifier(scope), peer: Self.countKey(caller))
         guard counts[key, default: 0] < limit else { return false }
         counts[key, default: 0] += 1
-        callers[ObjectIdentifier(channel)] = caller
+        callers[ObjectIdentifier(channel)] = (caller, key)
         return true
     }
 
     func release(_ channel: any Channel) {
         lock.lock()
         defer { lock.unlock() }
-        guard let caller = callers.removeValue(forKey: ObjectIdentifier(channel)) else { return }
-        let key = Self.countKey(caller)
-        counts[key, default: 1] -= 1
-        if counts[key] == 0 { counts[key] = nil }
+        guard let entry = callers.removeValue(forKey: ObjectIdentifier(channel)) else { return }
+        counts[entry.key, default: 1] -= 1
+        if counts[entry.key] == 0 { counts[entry.key] = nil }
     }
 
     func caller(of channel: any Channel) -> Caller? {
         lock.lock()
         defer { lock.unlock() }
-        return callers[ObjectIdentifier(channel)]
+        return callers[ObjectIdentifier(channel)]?.caller
     }
 
     /// Root is never limited out of its own daemon; TCP peers share one count.
@@ -153,12 +162,14 @@ final class PeerGuard: ChannelInboundHandler, RemovableChannelHandler, @unchecke
     }
 
     let limit: Int
+    let scope: PeerDirectory.Scope
     let logger: Logger
     private var admitted = false
     private var channel: (any Channel)?
 
-    init(limit: Int, logger: Logger) {
+    init(limit: Int, scope: PeerDirectory.Scope, logger: Logger) {
         self.limit = limit
+        self.scope = scope
         self.logger = logger
     }
 
@@ -185,7 +196,7 @@ final class PeerGuard: ChannelInboundHandler, RemovableChannelHandler, @unchecke
         let channel = context.channel
         self.channel = channel
         let caller = Self.caller(of: channel)
-        if PeerDirectory.shared.admit(channel, as: caller, limit: caller.isRoot ? Int.max : limit) {
+        if PeerDirectory.shared.admit(channel, as: caller, limit: caller.isRoot ? Int.max : limit, scope: scope) {
             admitted = true
         } else {
             logger.warning("refused a connection from \(caller): it already holds \(limit) open connections")

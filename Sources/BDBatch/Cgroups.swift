@@ -82,15 +82,20 @@ public struct CgroupHierarchies: Sendable {
         FileManager.default.fileExists(atPath: cpuacct + path)
     }
 
-    /// One reading of the tree and of COMMON. Nil when the tree is gone.
+    /// One reading of the tree and of COMMON. Nil when the tree or its COMMON is gone or
+    /// unreadable: a clean removes COMMON first, and a tick that read the tree then but took
+    /// COMMON as 0 would charge all the job's own CPU to its containers.
     public func sample(_ path: String) -> CgroupReading? {
         guard let cpuTree = counters.read(cpuacct + path + "/cpuacct.usage", verifyLinked: true),
-              let memTree = counters.read(memory + path + "/memory.usage_in_bytes") else { return nil }
+              let memTree = counters.read(memory + path + "/memory.usage_in_bytes"),
+              let cpuCommon = counters.read(cpuacct + path + "/COMMON/cpuacct.usage", verifyLinked: true),
+              let memCommon = counters.read(memory + path + "/COMMON/memory.usage_in_bytes", verifyLinked: true)
+        else { return nil }
         return CgroupReading(
             cpuNanosTree: cpuTree,
-            cpuNanosCommon: counters.read(cpuacct + path + "/COMMON/cpuacct.usage") ?? 0,
+            cpuNanosCommon: cpuCommon,
             memBytesTree: memTree,
-            memBytesCommon: counters.read(memory + path + "/COMMON/memory.usage_in_bytes") ?? 0,
+            memBytesCommon: memCommon,
             maxMemBytesTree: counters.read(memory + path + "/memory.max_usage_in_bytes") ?? memTree)
     }
 

@@ -184,6 +184,17 @@ actor StoppedJobs {
 struct CgroupTreeUnitTests {
     let fake = FakeCgroups()
 
+    /// A clean removes COMMON before the job's directory: a tick in between must not read
+    /// COMMON as 0, which would charge the job's own CPU to its containers.
+    @Test func aSampleWithoutCommonIsNoSample() throws {
+        let hierarchies = try CgroupHierarchies(root: fake.root)
+        fake.set("/bdocker/8", cpuTree: 5_000_000_000, cpuCommon: 4_900_000_000, memTree: 100, memCommon: 90)
+        let reading = try #require(hierarchies.sample("/bdocker/8"))
+        #expect(reading.cpuNanosTree - reading.cpuNanosCommon == 100_000_000)
+        try FileManager.default.removeItem(atPath: "\(fake.root)/cpuacct/bdocker/8/COMMON")
+        #expect(hierarchies.sample("/bdocker/8") == nil)
+    }
+
     @Test func configureMakesTheTreeAndCleanRemovesItEverywhere() async throws {
         let hierarchies = try CgroupHierarchies(root: fake.root)
         try await hierarchies.createJobTree("/bdocker/7")
