@@ -98,8 +98,12 @@ wait_gone() { # JOB [SECONDS]
 acct_query() { "$bin/bdocker-acct" sql --database "$work/accounting.sqlite" --format csv "$1" 2>/dev/null | tail -n +2 | tr -d '\r'; }
 acct_count() { acct_query "SELECT count(*) FROM records WHERE job_number = $1"; }
 acct_field() { acct_query "SELECT $2 FROM records WHERE job_number = $1 ORDER BY task_number" | tr '\n' ' '; }
-wait_record() { # JOB COUNT
-    for _ in $(seq 40); do [[ $(acct_count "$1") -ge $2 ]] && return 0; sleep 0.5; done; return 1
+wait_record() { # JOB COUNT: stored, and (the file follows the store) every stored line in the file
+    for _ in $(seq 40); do
+        [[ $(acct_count "$1") -ge $2 && $(acct_query 'SELECT count(*) FROM not_in_file') == 0 ]] && return 0
+        sleep 0.5
+    done
+    return 1
 }
 qacct_value() { # JOB FIELD → number (qacct -f on bdocker's file)
     qacct -f "$work/bdocker_accounting" -j "$1" 2>/dev/null | awk -v f="$2" '$1 == f {print $2; exit}' | sed 's/[A-Za-z]*$//'

@@ -75,7 +75,15 @@ public struct Daemon: Sendable {
             }
             return (Routes.working(node), services, node)
         case .accounting:
-            return (Routes.accounting(try accountingServer()), [], nil)
+            let server = try accountingServer()
+            // Replies come once a record is committed and its line follows: on SIGTERM the
+            // ledger finishes that append before the daemon exits (a kill leaves it to the
+            // start-up repair).
+            let closing = ClosureService {
+                try? await gracefulShutdown()
+                await server.ledger.close()
+            }
+            return (Routes.accounting(server), [closing], nil)
         }
     }
 

@@ -48,46 +48,19 @@ struct AccountingFile: Sendable {
         self.logger = logger
     }
 
-    /// Stores the records (one commit) and appends every line the file lacks (one write, one
-    /// fdatasync, one commit), however many records are waiting: this is the group commit.
-    mutating func commit(_ records: [SGEAccountingRecord]) -> [Result<AccountingReceipt, BDockerError>] {
-        let admissions: [Result<AccountingStore.Admission, BDockerError>]
-        do {
-            admissions = try store.admit(records)
-        } catch {
-            return Array(repeating: .failure(error), count: records.count)
-        }
-        var fileError: BDockerError?
-        do {
-            try appendPending()
-        } catch {
-            logger.error("accounting file \(path): \(error.message)")
-            fileError = error
-        }
-        return zip(records, admissions).map { record, admission in
-            admission.flatMap { admitted in
-                if let fileError {
-                    return .failure(.unavailable("the record for \(record.key) is stored, but the accounting file "
-                        + "could not be written (\(fileError.message)); send it again later"))
-                }
-                if case .stored = admitted { return .success(AccountingReceipt(new: true, record: record.key.description)) }
-                return .success(AccountingReceipt(new: false, record: record.key.description))
-            }
-        }
-    }
-
     /// At start: repairs the file (one bdocker cannot vouch for stops the daemon here), then
     /// appends what a crash left unwritten. That append failing (a full disk) does not stop the
-    /// daemon: the records stay in the store, requests are answered 503 meanwhile, and the next
-    /// append, once there is room, writes them all.
-    mutating func start() throws(BDockerError) {
+    /// daemon: it is returned, the records stay in the store, and a later append writes them.
+    mutating func start() throws(BDockerError) -> BDockerError? {
         if needsRepair || !isAsConfirmed() {
             try repair()
         }
         do {
             try appendPending()
+            return nil
         } catch {
             logger.error("accounting file \(path): \(error.message); the records not yet in it are written with the next append")
+            return error
         }
     }
 

@@ -3,36 +3,64 @@ import BDStore
 import Dispatch
 import Logging
 
-/// Takes accounting records from any number of concurrent requests and answers each once its
-/// record is in the store and its line in the accounting file (see `AccountingFile` for the
-/// exactly-once invariant).
+/// Takes accounting records from any number of concurrent requests, answers each once its
+/// record is committed to the store, and keeps the accounting file following the store (see
+/// `AccountingFile` for the exactly-once invariant).
 ///
-/// Group commit: records that arrive while a batch is being written wait together and go out as
-/// the next batch — one store commit, one write, one fdatasync and one confirming commit for all
-/// of them — so the cost of durability is shared as load grows. The blocking work runs on a
-/// serial queue of its own, off Swift's cooperative pool that serves the HTTP requests.
+/// The store is the truth: a record is acknowledged after one durable commit, and its line
+/// reaches the file right after, off the reply's path. A crash in between loses nothing: the
+/// line is written by the next append or, after a restart, by the start-up repair. While the
+/// file cannot be written (a full disk) records are still stored but answered 503, so senders
+/// keep them and an operator sees it; the file is retried on its own until it takes them.
+///
+/// Group commit, twice: records that arrive while a commit runs go out together in the next
+/// one, and lines committed while the file is being appended and synced go out together in
+/// the next append. The blocking work runs on serial queues of its own, off Swift's
+/// cooperative pool that serves the HTTP requests.
 public actor AccountingLedger {
     private typealias Reply = CheckedContinuation<[Result<AccountingReceipt, BDockerError>], Never>
 
     /// Nil once closed.
     private var file: AccountingFile?
-    /// Submissions not yet written: one request's records (one, or a batch's) and its reply.
+    private let store: AccountingStore
+    private let logger: Logger
+    /// Submissions not yet committed: one request's records (one, or a batch's) and its reply.
     private var waiting: [(records: [SGEAccountingRecord], reply: Reply)] = []
-    /// The task writing batches, while there are any.
-    private var drainer: Task<Void, Never>?
-    private let queue = DispatchQueue(label: "bdocker.accounting-file")
+    /// The task committing submissions, while there are any.
+    private var committer: Task<Void, Never>?
+    /// The task appending committed lines to the file, while there are any.
+    private var appender: Task<Void, Never>?
+    /// Set when records were committed while the appender ran: it goes round once more.
+    private var appendAgain = false
+    /// Callers of `settle()` waiting for the append under way to finish.
+    private var attemptWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Set by `close()`: no new submissions, no more retries of a failing file.
+    private var closing = false
+    /// Why the last append failed; nil while the file keeps up.
+    private var fileFault: BDockerError?
+    private let commitQueue = DispatchQueue(label: "bdocker.accounting-store")
+    private let fileQueue = DispatchQueue(label: "bdocker.accounting-file")
 
-    /// Most records written as one batch, so one huge burst does not hold every reply back.
+    /// Most records committed as one batch, so one huge burst does not hold every reply back.
     static let batchLimit = 1_000
+    /// How long a failing file waits before it is tried again with no new record to prompt it.
+    static let retryDelay: Duration = .seconds(2)
 
     /// Opens the file and repairs it (see `AccountingFile.repair`) before any request is taken;
     /// a file it cannot vouch for stops the daemon here, with the reason. A file it cannot
-    /// append to (a full disk) does not: the daemon starts and answers 503 until it can.
+    /// append to (a full disk) does not: the daemon starts, answers 503 and retries the file.
     public init(database: BDockerDatabase, filePath: String, logger: Logger) throws(BDockerError) {
-        var file = AccountingFile(path: filePath, store: AccountingStore(pool: database.pool), logger: logger)
+        let store = AccountingStore(pool: database.pool)
+        var file = AccountingFile(path: filePath, store: store, logger: logger)
         // Repairs first (a new file starts dirty), then writes what a crash left unwritten.
-        try file.start()
+        let fault = try file.start()
         self.file = file
+        self.store = store
+        self.logger = logger
+        self.fileFault = fault
+        if fault != nil {
+            Task { await self.startAppending() }
+        }
     }
 
     deinit {
@@ -40,44 +68,65 @@ public actor AccountingLedger {
         if var file { file.closeFile() }
     }
 
-    /// Stores the record and appends its line, or finds it already stored (`new` false). A
-    /// different record under the same key is a `conflict`.
+    /// Waits for the commits and the append under way; true when the file then holds the line
+    /// of every committed record, false while it cannot be written (`fileProblem` says why).
+    public func settle() async -> Bool {
+        while true {
+            if let running = committer {
+                await running.value
+                continue
+            }
+            guard appender != nil, fileFault == nil else { return fileFault == nil }
+            await withCheckedContinuation { attemptWaiters.append($0) }
+        }
+    }
+
+    /// Why the file is behind the store, while it is.
+    public var fileProblem: String? { fileFault?.message }
+
+    /// Stores the record, or finds it already stored (`new` false). A different record under
+    /// the same key is a `conflict`; a stored record whose file is failing is `unavailable`.
     public func submit(_ record: SGEAccountingRecord) async throws(BDockerError) -> AccountingReceipt {
         guard let result = await submit([record]).first else { throw .internalFault("the ledger returned no result") }
         return try result.get()
     }
 
-    /// Many records at once (a batch request): they go out together, in order, one result each.
+    /// Many records at once (a batch request): they are committed together, in order, one
+    /// result each.
     public func submit(_ records: [SGEAccountingRecord]) async -> [Result<AccountingReceipt, BDockerError>] {
-        guard file != nil else {
+        guard file != nil, !closing else {
             return Array(repeating: .failure(.unavailable("the accounting ledger is shutting down")), count: records.count)
         }
         guard !records.isEmpty else { return [] }
         return await withCheckedContinuation { (reply: Reply) in
             waiting.append((records, reply))
-            if drainer == nil {
-                drainer = Task { await drain() }
+            if committer == nil {
+                committer = Task { await commitWaiting() }
             }
         }
     }
 
-    /// Waits for the batch in progress, then releases the file and its lock. Later submissions
-    /// are refused.
+    /// Waits for the commits and the append in progress, then releases the file and its lock.
+    /// Later submissions are refused.
     public func close() async {
-        while let running = drainer { await running.value }
+        closing = true
+        appender?.cancel()  // ends a retry's wait; an append under way finishes
+        while committer != nil || appender != nil {
+            if let running = committer { await running.value }
+            if let running = appender { await running.value }
+        }
         guard let current = file else { return }
         file = nil
-        await offload {
+        await offload(fileQueue) {
             var closing = current
             closing.closeFile()
         }
     }
 
-    /// Writes batches until nobody waits. `file` is set throughout: `close()` waits for this.
-    /// A batch takes whole submissions, up to `batchLimit` records (a larger submission goes
-    /// alone).
-    private func drain() async {
-        while !waiting.isEmpty, let current = file {
+    /// Commits batches until nobody waits, answering each as soon as its commit is durable.
+    /// A batch takes whole submissions, up to `batchLimit` records (a larger one goes alone).
+    private func commitWaiting() async {
+        while !waiting.isEmpty {
             var taken = 1, count = waiting[0].records.count
             while taken < waiting.count, count + waiting[taken].records.count <= Self.batchLimit {
                 count += waiting[taken].records.count
@@ -86,22 +135,74 @@ public actor AccountingLedger {
             let batch = Array(waiting.prefix(taken))
             waiting.removeFirst(taken)
             let records = batch.flatMap(\.records)
-            let (updated, results) = await offload {
-                var file = current
-                let results = file.commit(records)
-                return (file, results)
+            let store = self.store
+            let admissions = await offload(commitQueue) { () -> [Result<AccountingStore.Admission, BDockerError>] in
+                do throws(BDockerError) { return try store.admit(records) } catch { return Array(repeating: .failure(error), count: records.count) }
             }
-            file = updated
+            if admissions.contains(where: { (try? $0.get()) == .stored }) {
+                startAppending()
+            }
+            let fault = fileFault
+            let results = zip(records, admissions).map { record, admission in
+                admission.flatMap { admitted -> Result<AccountingReceipt, BDockerError> in
+                    if let fault {
+                        return .failure(.unavailable("the record for \(record.key) is stored, but the accounting file "
+                            + "could not be written (\(fault.message)); it is written when that is fixed; send it again later"))
+                    }
+                    return .success(AccountingReceipt(new: admitted == .stored, record: record.key.description))
+                }
+            }
             var rest = results[...]
             for entry in batch {
                 entry.reply.resume(returning: Array(rest.prefix(entry.records.count)))
                 rest = rest.dropFirst(entry.records.count)
             }
         }
-        drainer = nil
+        committer = nil
     }
 
-    private func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    /// Appends what the file lacks, again while more is committed meanwhile; while the file
+    /// fails, retries every `retryDelay` until it takes the lines or the ledger closes.
+    private func startAppending() {
+        guard appender == nil else {
+            appendAgain = true
+            return
+        }
+        appender = Task { await appendCommitted() }
+    }
+
+    private func appendCommitted() async {
+        repeat {
+            appendAgain = false
+            guard let current = file else { break }
+            let (updated, fault) = await offload(fileQueue) { () -> (AccountingFile, BDockerError?) in
+                var file = current
+                do throws(BDockerError) {
+                    try file.appendPending()
+                    return (file, nil)
+                } catch {
+                    return (file, error)
+                }
+            }
+            if file != nil { file = updated }
+            if let fault, fileFault == nil {
+                logger.error("accounting file \(updated.path): \(fault.message); records are kept in the store and written when it can be")
+            } else if fault == nil, let old = fileFault {
+                logger.notice("accounting file \(updated.path) is written again (after: \(old.message))")
+            }
+            fileFault = fault
+            for waiter in attemptWaiters { waiter.resume() }
+            attemptWaiters = []
+            if fault != nil, !closing, !appendAgain {
+                // Nothing new to prompt a retry: try again after a while.
+                try? await Task.sleep(for: Self.retryDelay)
+                appendAgain = !closing
+            }
+        } while appendAgain && !(closing && fileFault != nil)
+        appender = nil
+    }
+
+    private func offload<T: Sendable>(_ queue: DispatchQueue, _ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             queue.async { continuation.resume(returning: work()) }
         }

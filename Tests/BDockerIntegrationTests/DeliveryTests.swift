@@ -59,6 +59,20 @@ struct DeliveryTests {
             process = nil
         }
 
+        /// The file's record lines once every stored record is confirmed in it (the view
+        /// `not_in_file` is empty): the daemon answers when a record is committed, and its line
+        /// follows.
+        func settledLines() async throws -> [String] {
+            var configuration = Configuration()
+            configuration.readonly = true
+            let store = try DatabaseQueue(path: config.settings.server.database, configuration: configuration)
+            let settled = try await eventually {
+                try await store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM not_in_file") } == 0
+            }
+            #expect(settled, "the accounting file caught up with the store")
+            return try lines()
+        }
+
         func lines() throws -> [String] {
             try String(contentsOfFile: accountingFile, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
         }
@@ -130,7 +144,7 @@ struct DeliveryTests {
         try await outbox.deliverDue()
         let summary = try await outbox.summary()
         #expect(summary.delivered == 1 && summary.pending == 0 && summary.rejected == 0)
-        let lines = try acct.lines()
+        let lines = try await acct.settledLines()
         #expect(lines.count == 1)
         #expect(lines.first?.split(separator: ":", omittingEmptySubsequences: false).count == 45)
         let cpu = try await Self.qacct(acct.accountingFile, job: job.id, field: "cpu")
@@ -142,7 +156,7 @@ struct DeliveryTests {
         // Delivering again changes nothing.
         try await node.database.pool.write { try $0.execute(sql: "UPDATE outbox SET state = 'pending', next_try_at = 0") }
         try await outbox.deliverDue()
-        #expect(try acct.lines().count == 1)
+        #expect(try await acct.settledLines().count == 1)
     }
 
     @Test func recordWaitsWhileTheAccountingDaemonIsDownThenArrivesOnce() async throws {
@@ -161,7 +175,7 @@ struct DeliveryTests {
         try await outbox.deliverDue(now: Date().timeIntervalSince1970 + 3600)
         pending = try await node.database.pool.read { try OutboxRecord.fetchOne($0) }
         #expect(pending?.state == .delivered)
-        #expect(try acct.lines().count == 1)
+        #expect(try await acct.settledLines().count == 1)
     }
 
     @Test func aRecordTheAccountingDaemonRefusesIsKeptAsRejected() async throws {

@@ -66,6 +66,14 @@ struct AccountingDaemonTests {
         try database.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM records") ?? -1 }
     }
 
+    /// The file's lines once it has caught up with the store: a reply comes when the record is
+    /// committed, and its line follows.
+    func settledFileLines(_ database: BDockerDatabase) async throws -> [String] {
+        let stored = try storedCount(database)
+        _ = try await eventually { (try? fileLines().count) ?? -1 >= stored }
+        return try fileLines()
+    }
+
     func fileLines() throws -> [String] {
         let text = try String(contentsOfFile: accountingFile, encoding: .utf8)
         #expect(text.hasPrefix(SGEAccountingRecord.fileHeader))
@@ -158,12 +166,12 @@ struct AccountingDaemonTests {
                                                                   body: AccountingRecordRequest(adminToken: config.adminToken, record: record))
             #expect(!second.new)
             #expect(try storedCount(database) == 1)
-            #expect(try fileLines() == [record.line()])
+            #expect(try await settledFileLines(database) == [record.line()])
 
             // A different record under the same key is a conflict and changes nothing.
             let (status, reason) = try await put(server, "/set_accounting", setAccounting(SampleAccounting.record(job: 33, task: 2, variant: 1).line()))
             #expect(status == 409 && reason.contains("write-once"))
-            #expect(try fileLines() == [record.line()])
+            #expect(try await settledFileLines(database) == [record.line()])
             // Another task, start time or host is another record.
             for other in [SampleAccounting.record(job: 33, task: 3), SampleAccounting.record(job: 33, task: 2, start: 1_764_403_201),
                           SampleAccounting.record(job: 33, task: 2, host: "node2")] {
@@ -171,7 +179,7 @@ struct AccountingDaemonTests {
                                                                        body: AccountingRecordRequest(adminToken: config.adminToken, record: other))
                 #expect(receipt.new)
             }
-            #expect(try fileLines().count == 4)
+            #expect(try await settledFileLines(database).count == 4)
         }
     }
 
@@ -192,7 +200,7 @@ struct AccountingDaemonTests {
                 try await group.waitForAll()
             }
             #expect(try storedCount(database) == 200)
-            let lines = try fileLines()
+            let lines = try await settledFileLines(database)
             #expect(lines.count == 200)
             #expect(Set(lines) == Set(records.map { $0.line() }))
         }
@@ -269,10 +277,10 @@ struct AccountingDaemonTests {
         #expect(kills == 4)
         #expect(acknowledged.value == 1000)
 
-        let lines = try fileLines()
+        let database = try BDockerDatabase.open(path: config.settings.server.database, role: "accounting", migrationsDir: nil)
+        let lines = try await settledFileLines(database)
         #expect(lines.count == 1000, "every record once in the file")
         #expect(Set(lines) == Set(records.map { $0.line() }))
-        let database = try BDockerDatabase.open(path: config.settings.server.database, role: "accounting", migrationsDir: nil)
         #expect(try storedCount(database) == 1000)
         let notInFile = try await database.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM not_in_file") }
         #expect(notInFile == 0)
@@ -298,7 +306,7 @@ struct AccountingDaemonTests {
             #expect(receipt.items[101] == AccountingBatchReceipt.Item(statusCode: 200, new: false, record: existing.key.description))
             #expect(receipt.items[102].statusCode == 409)
 
-            #expect(try fileLines() == [existing.line()] + good)
+            #expect(try await settledFileLines(database) == [existing.line()] + good)
             #expect(try storedCount(database) == 201)
             // One append (and sync) for the batch: its 200 records share one appended_at.
             let appends = try await database.pool.read { db in
@@ -308,7 +316,7 @@ struct AccountingDaemonTests {
 
             let again: AccountingBatchReceipt = try await client.call(.PUT, "/set_accounting_batch", body: request)
             #expect(again.items.filter { $0.new == true }.isEmpty)
-            #expect(try fileLines().count == 201)
+            #expect(try await settledFileLines(database).count == 201)
         }
     }
 
@@ -348,7 +356,7 @@ struct AccountingDaemonTests {
             try await sender.deliverDue()
             let summary = try await sender.summary()
             #expect(summary.delivered == 50 && summary.pending == 0 && summary.rejected == 0)
-            #expect(try fileLines() == records.map { $0.line() })
+            #expect(try await settledFileLines(database) == records.map { $0.line() })
             let appends = try await database.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT appended_at) FROM records") }
             #expect(appends == 1)
         }

@@ -240,3 +240,22 @@ struct AccountingFileTests {
         #expect(try content() == text)
     }
 }
+
+extension AccountingFile {
+    /// What the ledger does for one batch, in one step: commit the records, then append every
+    /// line the file lacks. The result of each record: its admission, or the append's failure.
+    mutating func commit(_ records: [SGEAccountingRecord]) -> [Result<AccountingReceipt, BDockerError>] {
+        let admissions: [Result<AccountingStore.Admission, BDockerError>]
+        do {
+            admissions = try store.admit(records)
+        } catch {
+            return Array(repeating: .failure(error), count: records.count)
+        }
+        let appended = Result { () throws(BDockerError) in try appendPending() }
+        return zip(records, admissions).map { record, admission in
+            admission.flatMap { admitted in
+                appended.map { AccountingReceipt(new: admitted == .stored, record: record.key.description) }
+            }
+        }
+    }
+}
