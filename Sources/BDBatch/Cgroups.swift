@@ -99,6 +99,20 @@ public struct CgroupHierarchies: Sendable {
             maxMemBytesTree: counters.read(memory + path + "/memory.max_usage_in_bytes") ?? memTree)
     }
 
+    /// User and system time of the tree and of its COMMON (`cpuacct.stat`, in USER_HZ ticks;
+    /// charged to every ancestor, so containers already removed still count). Nil when either
+    /// file is missing or unreadable.
+    public func cpuTimes(_ path: String) -> CPUTimes? {
+        func read(_ file: String) -> (user: Int64, system: Int64)? {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+            return CPUTimes.parseStat(text)
+        }
+        guard let tree = read(cpuacct + path + "/cpuacct.stat"), let common = read(cpuacct + path + "/COMMON/cpuacct.stat") else {
+            return nil
+        }
+        return CPUTimes(userTree: tree.user, systemTree: tree.system, userCommon: common.user, systemCommon: common.system)
+    }
+
     /// Every pid in the tree (all hierarchies' views are the same processes; read cpuacct's).
     public func pids(_ path: String) -> [Int] {
         Self.subtree(cpuacct + path).flatMap { Self.tasks($0) }
@@ -187,6 +201,42 @@ public struct CgroupHierarchies: Sendable {
         guard bytes.withUnsafeBytes({ Foundation.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
             throw .internalFault("cannot write \(text.trimmingCharacters(in: .whitespacesAndNewlines)) to \(path): \(String(cString: strerror(errno)))")
         }
+    }
+}
+
+/// User and system CPU ticks of a job tree and of its COMMON (the job's own processes).
+public struct CPUTimes: Sendable, Equatable {
+    public var userTree: Int64
+    public var systemTree: Int64
+    public var userCommon: Int64
+    public var systemCommon: Int64
+
+    public init(userTree: Int64, systemTree: Int64, userCommon: Int64, systemCommon: Int64) {
+        self.userTree = userTree
+        self.systemTree = systemTree
+        self.userCommon = userCommon
+        self.systemCommon = systemCommon
+    }
+
+    /// "user 123\nsystem 45\n": both lines required, each a non-negative count.
+    static func parseStat(_ text: String) -> (user: Int64, system: Int64)? {
+        var user: Int64?, system: Int64?
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let value = Int64(parts[1]), value >= 0 else { continue }
+            if parts[0] == "user" { user = value } else if parts[0] == "system" { system = value }
+        }
+        guard let user, let system else { return nil }
+        return (user, system)
+    }
+
+    /// The system share of the counted CPU: of the containers (tree minus COMMON) with
+    /// `onlyDocker`, else of the whole tree; 0 when there are no ticks to tell.
+    public func systemShare(onlyDocker: Bool) -> Double {
+        let user = Double(userTree) - (onlyDocker ? Double(userCommon) : 0)
+        let system = Double(systemTree) - (onlyDocker ? Double(systemCommon) : 0)
+        guard user >= 0, system >= 0, user + system > 0 else { return 0 }
+        return system / (user + system)
     }
 }
 

@@ -63,6 +63,11 @@ extension CgroupsWNController {
         return hierarchies.sample(cgroup)
     }
 
+    public func cpuTimes(_ job: JobRecord) -> CPUTimes? {
+        guard let hierarchies, let cgroup = job.cgroup else { return nil }
+        return hierarchies.cpuTimes(cgroup)
+    }
+
     public func signalJob(_ job: JobRecord, _ signal: Int32) {
         guard let hierarchies, let cgroup = job.cgroup else { return }
         // Spare the batch system's own parent process (SGE's shepherd): it must live on to run

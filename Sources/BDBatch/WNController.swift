@@ -45,6 +45,10 @@ public protocol WNController: Sendable {
     /// the columns it needs rather than whole job rows.
     func sample(cgroup: String?) -> CgroupReading?
 
+    /// The job's CPU time split into user and system (`cpuacct.stat`), for the record's
+    /// ru_utime and ru_stime; read once, at clean. Nil where there is nothing to read.
+    func cpuTimes(_ job: JobRecord) -> CPUTimes?
+
     /// Sends the job's processes the signal (all but the batch system's own parent process).
     func signalJob(_ job: JobRecord, _ signal: Int32)
 

@@ -12,6 +12,10 @@ public struct SQLiteTokenController: TokenController {
 
     let pool: DatabasePool
     let adminToken: AdminToken
+    /// Sessions of live tokens already looked up: a user call then needs no database read for
+    /// its token. This daemon is the only writer of tokens, and forgets a job's sessions when
+    /// it revokes them.
+    let sessions = SessionCache()
 
     public init(pool: DatabasePool, adminToken: AdminToken) {
         self.pool = pool
@@ -30,7 +34,13 @@ public struct SQLiteTokenController: TokenController {
 
     public func issueToken(forJob jobID: Int64, db: Database) throws -> String {
         let secret = TokenSecret.generate()
-        try TokenRecord(hash: TokenSecret.hash(secret), jobID: jobID).insert(db)
+        let hash = TokenSecret.hash(secret)
+        try TokenRecord(hash: hash, jobID: jobID).insert(db)
+        // The job's first call then finds its session without a read; only once committed.
+        if let job = try JobRecord.fetchOne(db, key: jobID) {
+            let session = Self.session(of: job, id: jobID), sessions = self.sessions, generation = sessions.generation
+            db.afterNextTransaction(onCommit: { _ in sessions.remember(session, for: hash, ifStill: generation) }, onRollback: { _ in })
+        }
         return secret
     }
 
@@ -39,6 +49,8 @@ public struct SQLiteTokenController: TokenController {
             throw .unauthorized("a token is required (--token, $BDOCKER_TOKEN, or the job's token file)")
         }
         let hash = TokenSecret.hash(presented)
+        if let known = sessions.session(hash) { return known }
+        let generation = sessions.generation
         let job = try await BDockerError.wrapping("token lookup failed") {
             try await pool.read { db in try JobRecord.live(tokenHash: hash).fetchOne(db) }
         }
@@ -48,11 +60,57 @@ public struct SQLiteTokenController: TokenController {
             }
             throw .unauthorized("the token is not valid (unknown, or its job was cleaned)")
         }
-        return UserSession(jobID: id, jobKey: job.jobKey, user: job.user, uid: job.uid, gid: job.gid, home: job.home)
+        let session = Self.session(of: job, id: id)
+        sessions.remember(session, for: hash, ifStill: generation)
+        return session
+    }
+
+    static func session(of job: JobRecord, id: Int64) -> UserSession {
+        UserSession(jobID: id, jobKey: job.jobKey, user: job.user, uid: job.uid, gid: job.gid, home: job.home)
     }
 
     public func revokeAll(forJob jobID: Int64, db: Database) throws {
         try TokenRecord.unrevoked(jobID: jobID).updateAll(db, TokenRecord.Columns.revokedAt.set(to: Date().timeIntervalSince1970))
+        // Now, and again once committed: a lookup that read the token as live before the
+        // commit cannot cache it after (the generation moves on).
+        sessions.forget(jobID: jobID)
+        let sessions = self.sessions
+        db.afterNextTransaction(onCommit: { _ in sessions.forget(jobID: jobID) }, onRollback: { _ in })
+    }
+}
+
+/// Token hash → session, for live tokens only. Bounded: past `capacity` it starts again empty
+/// (a lookup then costs one read, as without the cache).
+final class SessionCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var byHash: [String: UserSession] = [:]
+    private var hashesByJob: [Int64: [String]] = [:]
+    /// Moves on at every revocation; a lookup caches its result only if none happened meanwhile.
+    private var revocations: UInt64 = 0
+    static let capacity = 10_000
+
+    func session(_ hash: String) -> UserSession? {
+        lock.withLock { byHash[hash] }
+    }
+
+    var generation: UInt64 { lock.withLock { revocations } }
+
+    func remember(_ session: UserSession, for hash: String, ifStill generation: UInt64) {
+        lock.withLock {
+            guard revocations == generation else { return }
+            if byHash.count >= Self.capacity {
+                byHash.removeAll(keepingCapacity: true)
+                hashesByJob.removeAll(keepingCapacity: true)
+            }
+            if byHash.updateValue(session, forKey: hash) == nil { hashesByJob[session.jobID, default: []].append(hash) }
+        }
+    }
+
+    func forget(jobID: Int64) {
+        lock.withLock {
+            revocations &+= 1
+            for hash in hashesByJob.removeValue(forKey: jobID) ?? [] { byHash[hash] = nil }
+        }
     }
 }
 

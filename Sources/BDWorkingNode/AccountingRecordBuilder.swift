@@ -6,7 +6,8 @@ import Foundation
 
 /// Builds a job's SGE accounting record from its row and the usage measured by the monitor.
 public enum AccountingRecordBuilder {
-    public static func record(job: JobRecord, usage: JobUsage, end: Double, settings: Settings.Batch) -> SGEAccountingRecord {
+    public static func record(job: JobRecord, usage: JobUsage, cpuTimes: CPUTimes? = nil, end: Double,
+                              settings: Settings.Batch) -> SGEAccountingRecord {
         let start = job.startTime ?? job.createdAt
         // Text fields may not hold SGE's separator or a control character, or be empty (qacct
         // would shift fields); see SGEAccountingRecord.validate(). Scalars, not Characters:
@@ -33,7 +34,11 @@ public enum AccountingRecordBuilder {
             submissionTime: JobLimits.wholeSeconds(submission), startTime: JobLimits.wholeSeconds(start),
             endTime: JobLimits.wholeSeconds(end), failed: job.failed, exitStatus: job.exitStatus)
         record.ruWallclock = JobLimits.wholeSeconds(settings.includeWallclock ? (end - start).rounded() : settings.defaultRuWallclock)
-        record.ruUtime = usage.cpu
+        // cpu is measured in nanoseconds (cpuacct.usage); cpuacct.stat's coarser ticks only say
+        // how it divides into user and system time, so ru_utime + ru_stime = cpu, as in SGE.
+        let system = usage.cpu * (cpuTimes?.systemShare(onlyDocker: settings.onlyDockerAccounting) ?? 0)
+        record.ruStime = system
+        record.ruUtime = usage.cpu - system
         record.cpu = usage.cpu
         record.mem = usage.mem
         record.maxvmem = usage.maxvmem

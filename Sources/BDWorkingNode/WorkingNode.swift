@@ -122,6 +122,7 @@ public struct WorkingNode: Sendable {
         }
         guard var job = row else { throw .notFound("job \(session.jobKey) is not known on this node") }
         let last = batch?.controller.sample(job)
+        let cpuTimes = batch?.controller.cpuTimes(job)
         if let batch { try await batch.controller.cleanEnvironment(job) }
         let end = Date().timeIntervalSince1970
         job.state = .cleaned
@@ -135,7 +136,8 @@ public struct WorkingNode: Sendable {
                 if let batch, cleaned.cgroup != nil {
                     let samples = try SampleRecord.of(jobID: jobID).fetchAll(db)
                     let usage = JobUsage.compute(samples: samples, onlyDocker: batch.settings.onlyDockerAccounting)
-                    let record = AccountingRecordBuilder.record(job: cleaned, usage: usage, end: end, settings: batch.settings)
+                    let record = AccountingRecordBuilder.record(job: cleaned, usage: usage, cpuTimes: cpuTimes, end: end,
+                                                                  settings: batch.settings)
                     var outbox = OutboxRecord(jobID: jobID, record: try AccountingRecordBuilder.json(record), line: record.line())
                     try outbox.insert(db)
                     accounted = true

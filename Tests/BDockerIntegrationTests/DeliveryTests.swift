@@ -151,6 +151,11 @@ struct DeliveryTests {
         let mem = try await Self.qacct(acct.accountingFile, job: job.id, field: "mem")
         let maxvmem = try await Self.qacct(acct.accountingFile, job: job.id, field: "maxvmem")
         #expect(cpu >= 1.5, "qacct cpu \(cpu)")
+        // cpuacct.stat splits it: the loop reads /proc in a tight loop, so some is system time.
+        let utime = try await Self.qacct(acct.accountingFile, job: job.id, field: "ru_utime")
+        let stime = try await Self.qacct(acct.accountingFile, job: job.id, field: "ru_stime")
+        #expect(stime > 0 && utime > 0, "qacct ru_utime \(utime) ru_stime \(stime)")
+        #expect(abs(utime + stime - cpu) < 0.01, "ru_utime \(utime) + ru_stime \(stime) = cpu \(cpu)")
         #expect(mem > 0, "qacct mem \(mem)")
         #expect(maxvmem > 0, "qacct maxvmem \(maxvmem)")
         // Delivering again changes nothing.

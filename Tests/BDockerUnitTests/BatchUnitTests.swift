@@ -195,6 +195,37 @@ struct CgroupTreeUnitTests {
         #expect(hierarchies.sample("/bdocker/8") == nil)
     }
 
+    /// ru_utime and ru_stime: cpuacct.stat's ticks split the nanosecond total, containers only
+    /// (tree minus COMMON) with only_docker_accounting; a missing or garbled file splits nothing.
+    @Test func cpuStatSplitsUserAndSystemTime() throws {
+        let hierarchies = try CgroupHierarchies(root: fake.root)
+        fake.set("/bdocker/9", cpuTree: 4_000_000_000, memTree: 0)
+        fake.dir.write("cpuacct/bdocker/9/cpuacct.stat", "user 350\nsystem 150\n")
+        fake.dir.write("cpuacct/bdocker/9/COMMON/cpuacct.stat", "user 50\nsystem 50\n")
+        let times = try #require(hierarchies.cpuTimes("/bdocker/9"))
+        #expect(times == CPUTimes(userTree: 350, systemTree: 150, userCommon: 50, systemCommon: 50))
+        #expect(abs(times.systemShare(onlyDocker: true) - 0.25) < 1e-12)   // 100 of 400 container ticks
+        #expect(abs(times.systemShare(onlyDocker: false) - 0.30) < 1e-12)  // 150 of 500
+
+        var job = JobRecord(batchJobID: "9", taskID: nil, user: "ann", uid: 1000, gid: 1000, home: "/home/ann", spoolDir: nil,
+                            createdAt: 1_700_000_000)
+        job.cgroup = "/bdocker/9"
+        let settings = try NumberSafetyTests.batchSettings(includeWallclock: true, defaultRuWallclock: 0)
+        let record = AccountingRecordBuilder.record(job: job, usage: JobUsage(cpu: 4, mem: 0, maxvmem: 0), cpuTimes: times,
+                                                    end: 1_700_000_100, settings: settings)
+        #expect(abs(record.ruStime - 1) < 1e-9 && abs(record.ruUtime - 3) < 1e-9 && record.cpu == 4)
+        let unsplit = AccountingRecordBuilder.record(job: job, usage: JobUsage(cpu: 4, mem: 0, maxvmem: 0), end: 1_700_000_100,
+                                                     settings: settings)
+        #expect(unsplit.ruStime == 0 && unsplit.ruUtime == 4)
+
+        for garbled in ["", "user x\nsystem 1\n", "user 1\n", "system -1\nuser 1\n"] {
+            fake.dir.write("cpuacct/bdocker/9/cpuacct.stat", garbled)
+            #expect(hierarchies.cpuTimes("/bdocker/9") == nil, "\(garbled)")
+        }
+        try FileManager.default.removeItem(atPath: "\(fake.root)/cpuacct/bdocker/9/COMMON/cpuacct.stat")
+        #expect(hierarchies.cpuTimes("/bdocker/9") == nil)
+    }
+
     @Test func configureMakesTheTreeAndCleanRemovesItEverywhere() async throws {
         let hierarchies = try CgroupHierarchies(root: fake.root)
         try await hierarchies.createJobTree("/bdocker/7")

@@ -126,6 +126,29 @@ struct TokenTests {
         await #expect(throws: BDockerError.self) { try await tokens.authenticate(token) }
     }
 
+    /// Lookups are cached; the cache forgets a job's tokens with their revocation however
+    /// lookups interleave with it, and a revocation rolled back revokes nothing.
+    @Test func revocationWinsOverCachedAndConcurrentLookups() async throws {
+        let (jobID, token) = try newJob("4")
+        let (otherJob, other) = try newJob("5")
+        #expect(try await tokens.authenticate(token).jobID == jobID)
+        #expect(try await tokens.authenticate(other).jobID == otherJob)
+        try? await db.pool.write { db in
+            try tokens.revokeAll(forJob: jobID, db: db)
+            throw CancellationError()  // rolls the revocation back
+        }
+        #expect(try await tokens.authenticate(token).jobID == jobID)
+
+        let lookups = Task { for _ in 0..<2000 { _ = try? await tokens.authenticate(token) } }
+        try await db.pool.write { try tokens.revokeAll(forJob: jobID, db: $0) }
+        for _ in 0..<200 {
+            await #expect(throws: BDockerError.self) { try await tokens.authenticate(token) }
+        }
+        await lookups.value
+        await #expect(throws: BDockerError.self) { try await tokens.authenticate(token) }
+        #expect(try await tokens.authenticate(other).jobID == otherJob, "another job's token is untouched")
+    }
+
     @Test func missingAndUnknownTokensAreUnauthorized() async {
         for bad in [nil, "", "deadbeef"] as [String?] {
             do {

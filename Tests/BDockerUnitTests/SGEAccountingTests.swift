@@ -186,3 +186,21 @@ struct SGEAccountingTests {
         #expect(job["ru_wallclock"] == "\(record.ruWallclock)s")
     }
 }
+
+@Suite("SGE decimals")
+struct SGEDecimalTests {
+    /// The fast formatter writes exactly what `String(format: "%.6f")` writes: stored lines
+    /// written before it must compare equal to lines it writes for the same record.
+    @Test func sixDecimalsIsExactlyPrintfs() {
+        var rng = SystemRandomNumberGenerator()
+        var values: [Double] = [0, 0.5, 0.0000005, 0.0000015, 0.0000025, 1e-7, 2.5e-7, 123.4567895, 1e15, 1e300,
+                                Double.greatestFiniteMagnitude, Double.leastNonzeroMagnitude, 4_294_967_296.123456]
+        for _ in 0..<20_000 {
+            values.append(Double(bitPattern: UInt64.random(in: 0...0x7FEF_FFFF_FFFF_FFFF, using: &rng)))
+            values.append(Double.random(in: 0..<10_000_000, using: &rng))
+            values.append(Double(Int.random(in: 0..<100_000_000, using: &rng)) / 1_000_000)
+        }
+        let mismatches = values.filter { SGEAccountingRecord.sixDecimals($0) != String(format: "%.6f", $0) }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+    }
+}
