@@ -2,60 +2,6 @@ import BDCore
 import Foundation
 import GRDB
 
-/// Which records an export or summary covers. Times select by start time, as `qacct -b/-e`
-/// do: `since` inclusive, `until` exclusive (so `--since 2026-11-01 --until 2026-12-01` is
-/// November exactly).
-public struct AccountingFilter: Sendable, Equatable {
-    public var since: Int?
-    public var until: Int?
-    public var owner: String?
-    public var job: Int?
-
-    public init(since: Int? = nil, until: Int? = nil, owner: String? = nil, job: Int? = nil) {
-        self.since = since
-        self.until = until
-        self.owner = owner
-        self.job = job
-    }
-
-    var sql: (clause: String, arguments: StatementArguments) {
-        var terms: [String] = []
-        var arguments: StatementArguments = []
-        if let since { terms.append("start_time >= ?"); arguments += [since] }
-        if let until { terms.append("start_time < ?"); arguments += [until] }
-        if let owner { terms.append("owner = ?"); arguments += [owner] }
-        if let job { terms.append("job_number = ?"); arguments += [job] }
-        return (terms.isEmpty ? "" : "WHERE " + terms.joined(separator: " AND "), arguments)
-    }
-}
-
-/// What `summary --by` groups on, and the column it names.
-public enum SummaryGrouping: String, Sendable, CaseIterable {
-    case owner, queue, host, account
-
-    var column: String {
-        switch self {
-        case .owner: return "owner"
-        case .queue: return "qname"
-        case .host: return "hostname"
-        case .account: return "account"
-        }
-    }
-}
-
-/// One group's usage: the sums `qacct -o` prints, and the job count.
-public struct UsageSummary: Codable, Sendable, Equatable {
-    public var group: String
-    public var jobs: Int
-    public var wallclock: Int
-    public var utime: Double
-    public var stime: Double
-    public var cpu: Double
-    public var mem: Double
-    public var io: Double
-    public var iow: Double
-}
-
 /// A result set of `sql`: column names and rows of plain values.
 public struct QueryResult: Sendable {
     public enum Value: Sendable, Equatable {
@@ -97,13 +43,13 @@ public struct AccountingReader: Sendable {
     /// Writes the header and the matching lines, in the order they were received (the order of
     /// the accounting file). Returns how many lines.
     public func exportSGE(_ filter: AccountingFilter, to output: FileHandle) throws(BDockerError) -> Int {
-        let (clause, arguments) = filter.sql
+        let (sql, arguments) = Self.linesSQL(filter)
         var buffer = Data(SGEAccountingRecord.fileHeader.utf8)
         buffer.reserveCapacity(1 << 20)
         var count = 0
         do {
             try queue.read { db in
-                let lines = try String.fetchCursor(db, sql: "SELECT line FROM records \(clause) ORDER BY id", arguments: arguments)
+                let lines = try String.fetchCursor(db, sql: sql, arguments: arguments)
                 while let line = try lines.next() {
                     buffer.append(contentsOf: line.utf8)
                     buffer.append(UInt8(ascii: "\n"))
@@ -119,26 +65,6 @@ public struct AccountingReader: Sendable {
             throw .internalFault("export from \(path) failed: \(Self.describe(error))")
         }
         return count
-    }
-
-    /// Per-group sums like `qacct -o` (grouping by owner), ordered by group name.
-    public func summary(by grouping: SummaryGrouping, _ filter: AccountingFilter) throws(BDockerError) -> [UsageSummary] {
-        let (clause, arguments) = filter.sql
-        let sql = """
-            SELECT \(grouping.column) AS grouped_by, COUNT(*) AS jobs, SUM(ru_wallclock) AS wallclock, SUM(ru_utime) AS utime,
-                   SUM(ru_stime) AS stime, SUM(cpu) AS cpu, SUM(mem) AS mem, SUM(io) AS io, SUM(iow) AS iow
-            FROM records \(clause) GROUP BY grouped_by ORDER BY grouped_by
-            """
-        do {
-            return try queue.read { db in
-                try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                    UsageSummary(group: row["grouped_by"], jobs: row["jobs"], wallclock: row["wallclock"], utime: row["utime"],
-                                 stime: row["stime"], cpu: row["cpu"], mem: row["mem"], io: row["io"], iow: row["iow"])
-                }
-            }
-        } catch {
-            throw .internalFault("summary from \(path) failed: \(Self.describe(error))")
-        }
     }
 
     /// Runs one read-only statement. Anything that would write is refused before it runs (and
@@ -186,7 +112,7 @@ public struct AccountingReader: Sendable {
         }
     }
 
-    private static func describe(_ error: any Error) -> String {
+    static func describe(_ error: any Error) -> String {
         (error as? DatabaseError)?.message ?? "\(error)"
     }
 }

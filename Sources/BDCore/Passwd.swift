@@ -32,3 +32,16 @@ public struct PasswdEntry: Sendable, Equatable {
                            home: String(cString: pwd.pw_dir))
     }
 }
+
+/// A group as the group database (NSS) knows it.
+public enum GroupDatabase {
+    /// The name of group `gid`, or nil when there is no such group.
+    public static func name(gid: Int) -> String? {
+        guard let id = gid_t(exactly: gid) else { return nil }
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16_384)
+        guard getgrgid_r(id, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return String(cString: entry.gr_name)
+    }
+}

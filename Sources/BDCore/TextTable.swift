@@ -9,19 +9,23 @@ public struct TextTable: Sendable {
     public var rightAligned: Set<Int>
     /// A line of this character under the header, as wide as the table; none when nil.
     public var rule: Character?
+    /// Rows set apart below a line of `-` (a total); none when empty.
+    public var footer: [[String]]
 
-    public init(header: [String], rows: [[String]], gap: Int = 2, rightAligned: Set<Int> = [], rule: Character? = nil) {
+    public init(header: [String], rows: [[String]], gap: Int = 2, rightAligned: Set<Int> = [], rule: Character? = nil,
+                footer: [[String]] = []) {
         self.header = header
         self.rows = rows
         self.gap = gap
         self.rightAligned = rightAligned
         self.rule = rule
+        self.footer = footer
     }
 
     /// The table, each line ending in a newline.
     public func render() -> String {
         var widths = header.map(\.count)
-        for row in rows {
+        for row in rows + footer {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
         }
         let separator = String(repeating: " ", count: gap)
@@ -33,7 +37,9 @@ public struct TextTable: Sendable {
             while text.last == " " { text.removeLast() }
             return text + "\n"
         }
-        let ruleLine = rule.map { String(repeating: $0, count: widths.reduce(0, +) + gap * max(0, widths.count - 1)) + "\n" } ?? ""
-        return line(header) + ruleLine + rows.map(line).joined()
+        let width = widths.reduce(0, +) + gap * max(0, widths.count - 1)
+        let ruleLine = rule.map { String(repeating: $0, count: width) + "\n" } ?? ""
+        let footerLines = footer.isEmpty ? "" : String(repeating: "-", count: width) + "\n" + footer.map(line).joined()
+        return line(header) + ruleLine + rows.map(line).joined() + footerLines
     }
 }

@@ -12,13 +12,14 @@ struct BDockerAcct: AsyncParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "bdocker-acct",
-        abstract: "Read the bdocker accounting store (export, summaries, audits).",
+        abstract: "Read the bdocker accounting store (export, summaries, jobs, audits).",
         discussion: """
             The database is opened read-only: an auditor needs read access to it (and to its \
-            -wal and -shm files while the daemon runs), nothing more.
+            -wal and -shm files while the daemon runs), nothing more. summary, job and export \
+            answer the questions qacct answers, with its options (docs/accounting.md has the table).
             """,
         version: BDockerVersion.current,
-        subcommands: [Export.self, Summary.self, SQL.self])
+        subcommands: [Export.self, Summary.self, Job.self, SQL.self])
 }
 
 /// Where the accounting database is: `--database`, else `[server] database` of `--config`.
@@ -52,73 +53,30 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
-/// `--since` and `--until`.
-struct PeriodOptions: ParsableArguments {
-    @Option(help: "Jobs started at or after this time: 2026-11-29 (UTC), 2026-11-29T10:00:00Z, or epoch seconds.")
-    var since: String?
-
-    @Option(help: "Jobs started before this time (same forms).")
-    var until: String?
-
-    func filter() throws(BDockerError) -> AccountingFilter {
-        let from = try since.map { t throws(BDockerError) in try Self.epoch(t, option: "--since") }
-        let to = try until.map { t throws(BDockerError) in try Self.epoch(t, option: "--until") }
-        // An empty window is a mistake, not a question with no answer.
-        if let from, let to, from >= to {
-            throw .invalidInput("--since \(since ?? "") is not before --until \(until ?? ""): the window is empty")
-        }
-        return AccountingFilter(since: from, until: to)
-    }
-
-    static func epoch(_ text: String, option: String) throws(BDockerError) -> Int {
-        if !text.isEmpty, text.allSatisfy(\.isASCII), text.allSatisfy(\.isNumber), let seconds = Int(text) {
-            return seconds
-        }
-        let dateOnly = ISO8601DateFormatter()
-        dateOnly.formatOptions = [.withFullDate]
-        dateOnly.timeZone = TimeZone(identifier: "UTC")
-        let dateTime = ISO8601DateFormatter()
-        dateTime.formatOptions = [.withInternetDateTime]
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let parsed = text.count == 10 ? dateOnly.date(from: text) : dateTime.date(from: text) ?? fractional.date(from: text)
-        guard let parsed else {
-            throw .invalidInput("\(option) '\(text)' is not a time; use 2026-11-29 (UTC midnight), 2026-11-29T10:00:00Z, "
-                + "2026-11-29T10:00:00+01:00 or epoch seconds")
-        }
-        return Int(parsed.timeIntervalSince1970.rounded(.down))
-    }
-}
-
 struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the records as an SGE accounting file (`qacct -f FILE` reads it).",
-        discussion: "Records come in the order they were received, after the 4 header lines Grid Engine writes.")
+        discussion: """
+            Records come in the order they were received, after the 4 header lines Grid Engine writes. \
+            The filters are those of summary; the owner is -u/--owner here, -o being the output file.
+            """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case sge
     }
 
     @OptionGroup var store: StoreOptions
-    @OptionGroup var period: PeriodOptions
+    @OptionGroup var filters: FilterOptions
 
     @Option(help: "Output format.")
     var format: Format = .sge
-
-    @Option(help: "Only this owner's jobs.")
-    var owner: String?
-
-    @Option(help: "Only this job number.")
-    var job: Int?
 
     @Option(name: .shortAndLong, help: "Write to FILE (replaced as a whole when complete) instead of standard output.")
     var output: String?
 
     func run() async throws {
         do {
-            var filter = try period.filter()
-            filter.owner = owner
-            filter.job = job
+            let filter = try filters.filter()
             let reader = try store.reader()
             guard let output else {
                 _ = try reader.exportSGE(filter, to: .standardOutput)
@@ -148,65 +106,6 @@ struct Export: AsyncParsableCommand {
             FileHandle.standardError.write(Data("bdocker-acct: \(count) record\(count == 1 ? "" : "s") written to \(output)\n".utf8))
         } catch {
             CommandLineExit.fail(error)
-        }
-    }
-}
-
-struct Summary: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Usage per owner, queue, host or account: the sums `qacct -o` prints.",
-        discussion: "WALLCLOCK, UTIME, STIME, CPU and IOW are seconds, MEMORY GB·s, IO GB.")
-
-    @OptionGroup var store: StoreOptions
-    @OptionGroup var period: PeriodOptions
-
-    @Option(help: "Group by: \(SummaryGrouping.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var by: SummaryGrouping = .owner
-
-    @Flag(help: "JSON instead of a table.")
-    var json = false
-
-    func run() async throws {
-        do {
-            let rows = try store.reader().summary(by: by, try period.filter())
-            if json {
-                print(try OutputFormat.json(rows.map { SummaryRow(grouping: by, usage: $0) }))
-                return
-            }
-            let header = [by.rawValue.uppercased(), "JOBS", "WALLCLOCK", "UTIME", "STIME", "CPU", "MEMORY", "IO", "IOW"]
-            let body = rows.map { u in
-                [u.group, String(u.jobs), String(u.wallclock)] + [u.utime, u.stime, u.cpu, u.mem, u.io, u.iow].map { String(format: "%.3f", $0) }
-            }
-            print(TextTable(header: header, rows: body, rightAligned: Set(1..<header.count), rule: "=").render(), terminator: "")
-        } catch {
-            CommandLineExit.fail(error)
-        }
-    }
-}
-
-extension SummaryGrouping: ExpressibleByArgument {}
-
-/// A summary row in JSON, keyed by the grouping's own name: `{"owner": "ann", "jobs": 3, ...}`.
-struct SummaryRow: Encodable {
-    let grouping: SummaryGrouping
-    let usage: UsageSummary
-
-    struct Key: CodingKey {
-        let stringValue: String
-        init(_ name: String) { stringValue = name }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        var intValue: Int? { nil }
-        init?(intValue: Int) { nil }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: Key.self)
-        try c.encode(usage.group, forKey: Key(grouping.rawValue))
-        try c.encode(usage.jobs, forKey: Key("jobs"))
-        try c.encode(usage.wallclock, forKey: Key("wallclock"))
-        for (name, value) in [("utime", usage.utime), ("stime", usage.stime), ("cpu", usage.cpu), ("mem", usage.mem),
-                              ("io", usage.io), ("iow", usage.iow)] {
-            try c.encode(value, forKey: Key(name))
         }
     }
 }

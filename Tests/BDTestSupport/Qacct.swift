@@ -20,17 +20,47 @@ public enum Qacct {
 
     /// A summary table (`-o`, `-h`, `-q`, `-A`): group → [WALLCLOCK, UTIME, STIME, CPU, MEMORY, IO, IOW].
     public static func summary(file: String, _ option: String) async throws -> [String: [Double]] {
-        let result = try await runCommand(path, ["-f", file, option])
-        guard result.status == 0 else { throw BDockerError.internalFault("qacct \(option): \(result.stderr)") }
-        var table: [String: [Double]] = [:]
+        var groups: [String: [Double]] = [:]
+        for (key, values) in try await table(file: file, [option]) where key.count == 1 { groups[key[0]] = values }
+        return groups
+    }
+
+    /// Any summary qacct prints (`qacct -f FILE ARGUMENTS`): the group columns of each row (none
+    /// for "Total System Usage", two for `-q -o`, ...) → [WALLCLOCK, UTIME, STIME, CPU, MEMORY, IO, IOW].
+    public static func table(file: String, _ arguments: [String], environment: [String: String]? = nil) async throws
+        -> [[String]: [Double]] {
+        let result = try await runCommand(path, ["-f", file] + arguments, environment: environment)
+        guard result.status == 0 else { throw BDockerError.internalFault("qacct \(arguments): \(result.stderr)") }
+        var table: [[String]: [Double]] = [:]
         var inBody = false
         for line in result.stdout.split(separator: "\n") {
             if line.hasPrefix("=") { inBody = true; continue }
-            let parts = line.split(separator: " ")
-            guard inBody, parts.count == 8 else { continue }
-            table[String(parts[0])] = parts.dropFirst().compactMap { Double($0) }
+            // Group names hold no blanks, so a row is its groups and then the 7 numbers.
+            let parts = line.split(separator: " ").map(String.init)
+            guard inBody, parts.count >= 7 else { continue }
+            let numbers = parts.suffix(7).compactMap { Double($0) }
+            guard numbers.count == 7 else { continue }
+            table[Array(parts.dropLast(7))] = numbers
         }
         return table
+    }
+
+    /// `qacct -f FILE -j ARGUMENTS` as printed, trailing blanks trimmed from each line and the
+    /// summary qacct adds after a list of every job ("Total System Usage", or the table of
+    /// `-q`, `-o`...) left off.
+    public static func jobs(file: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> CommandResult {
+        var result = try await runCommand(path, ["-f", file, "-j"] + arguments, environment: environment)
+        var lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            var line = Substring(line)
+            while line.last == " " { line.removeLast() }
+            return String(line)
+        }
+        if let summary = lines.firstIndex(where: { $0 == "Total System Usage" || $0.contains(" WALLCLOCK ") }) {
+            lines.removeSubrange(summary...)
+        }
+        result.stdout = lines.joined(separator: "\n")
+        if !result.stdout.isEmpty, !result.stdout.hasSuffix("\n") { result.stdout += "\n" }
+        return result
     }
 
     /// "1.500GB" → bytes (qacct scales memory by 1024).

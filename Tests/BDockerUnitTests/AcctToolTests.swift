@@ -71,7 +71,9 @@ struct AcctToolTests {
     func summariesMatchQacct(_ by: String, _ qacctOption: String) async throws {
         let result = try await acct(["summary", "--database", database, "--by", by, "--json"])
         #expect(result.status == 0, "\(result.stderr)")
-        let rows = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(report["by"] as? [String] == [by])
+        let rows = try #require(report["rows"] as? [[String: Any]])
         let expectedGroups = Set(Self.records.map { r in
             switch by {
             case "owner": return r.owner
@@ -101,7 +103,11 @@ struct AcctToolTests {
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n")
         #expect(lines.first?.split(separator: " ") == ["OWNER", "JOBS", "WALLCLOCK", "UTIME", "STIME", "CPU", "MEMORY", "IO", "IOW"])
-        #expect(lines.count == 2 + Self.owners.count)
+        // Header, rule, a row per owner, a rule and the total.
+        #expect(lines.count == 2 + Self.owners.count + 2)
+        let total = lines.last?.split(separator: " ").map(String.init) ?? []
+        #expect(total.prefix(3) == ["Total", "60", String(Self.records.reduce(0) { $0 + $1.ruWallclock })], "\(result.stdout)")
+        #expect(lines[lines.count - 2].allSatisfy { $0 == "-" })
     }
 
     @Test func exportFilters() async throws {

@@ -135,4 +135,33 @@ struct QueryPlanTests {
             }
         }
     }
+
+    /// bdocker-acct's filters (the questions qacct asks): the export's and job view's statement
+    /// and the summary's each find their rows through the filter's own index.
+    @Test func auditorFiltersUseTheirIndexes() throws {
+        let db = try BDockerDatabase.open(path: dir.file("filters.sqlite"), role: "accounting", migrationsDir: nil)
+        let filters: [(AccountingFilter, String)] = [
+            (AccountingFilter(owner: "ann"), "records_owner"),
+            (AccountingFilter(group: "staff"), "records_group"),
+            (AccountingFilter(queue: "all.q"), "records_queue"),
+            (AccountingFilter(host: "NODE1"), "records_host"),
+            (AccountingFilter(project: "projA"), "records_project"),
+            (AccountingFilter(account: "proj1"), "records_account"),
+            (AccountingFilter(job: 42), "records_job"),
+            (AccountingFilter(job: 42, tasks: TaskRange(first: 2, last: 8, step: 2)), "records_job"),
+            (AccountingFilter(since: 1_700_000_000), "records_start"),
+            (AccountingFilter(since: 1_700_000_000, until: 1_700_086_400), "records_start"),
+            (AccountingFilter(until: 1_700_086_400), "records_start"),
+        ]
+        try db.pool.read { db in
+            for (filter, index) in filters {
+                for (sql, arguments) in [AccountingReader.linesSQL(filter), AccountingReader.summarySQL([.owner, .queue], filter),
+                                         AccountingReader.summarySQL([], filter)] {
+                    let plan = try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }
+                    #expect(Self.usesIndexes(plan), "\(filter): \(plan)")
+                    #expect(plan.contains { $0.contains(index) }, "\(filter): \(plan)")
+                }
+            }
+        }
+    }
 }
