@@ -4,6 +4,7 @@ import BDCore
 import BDCredentials
 import BDDocker
 import BDStore
+import BDWorkingNode
 import Foundation
 import Logging
 
@@ -62,6 +63,8 @@ public enum ConfigCheck {
         }
         report("batch controller: \(settings.batch.controller)" + (settings.batch.enableCgroups ? ", cgroups under \(settings.batch.cgroupsDir)" : ", cgroups off"))
 
+        try checkBindRoots(settings, report: report)
+
         let engine: DockerEngine
         do {
             engine = try DockerEngine(baseURL: settings.docker.baseURL, timeoutSeconds: 5)
@@ -74,6 +77,22 @@ public enum ConfigCheck {
             throw .unavailable("\(settings.file): [dockerAPI] base_url = \(settings.docker.baseURL): the Docker engine does not answer (\(error.message)); start it, or fix the URL")
         }
         report("docker engine: \(settings.docker.baseURL) answers")
+    }
+
+    /// The fixed part of each bind root, opened as every bind opens it. One not there (a file
+    /// system not mounted yet) is a warning: binds below it are refused until it is, and the
+    /// daemon serves the rest. One that others could redirect is a configuration error.
+    static func checkBindRoots(_ settings: Settings, report: (String) -> Void) throws(Failure) {
+        for root in settings.credentials.bindRoots {
+            do {
+                let resolved = try BindStager.checkRoot(root)
+                report("bind root: \(root.template)" + (resolved == root.fixedPath ? "" : " (\(root.fixedPath) is \(resolved))"))
+            } catch .notFound(let why) {
+                report("warning: \(settings.file): [credentials] bind_roots: \(root.template): \(why); binds below it are refused until it exists")
+            } catch {
+                throw .config("\(settings.error("credentials", "bind_roots", "\(root.template): \(error.message)"))")
+            }
+        }
     }
 
     static func checkAccountingFile(_ settings: Settings, report: (String) -> Void) throws(Failure) {

@@ -53,7 +53,7 @@ public struct Daemon: Sendable {
                                   timeoutSeconds: settings.server.timeout, logger: logger)
         return WorkingNode(database: database, tokens: try tokenController(admin: admin), docker: docker,
                            batch: (controller, settings.batch), outbox: outbox,
-                           binds: BindStager(root: settings.server.bindStaging),
+                           binds: BindStager(root: settings.server.bindStaging, bindRoots: settings.credentials.bindRoots),
                            limits: ContainerLimits(pidsLimit: settings.batch.containerPidsLimit,
                                                    maxContainersPerJob: settings.batch.maxContainersPerJob),
                            copyLimits: CopyLimits(maxBytes: settings.server.maxCopyBytes, timeoutSeconds: settings.server.timeout),

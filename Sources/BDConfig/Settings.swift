@@ -65,6 +65,8 @@ public struct Settings: Sendable, Equatable {
         public var controller: String = "TokenController"
         public var tokenClientFile: String = ".bdocker_token"
         public var adminTokenFile: String = "/etc/bdocker/admin_token"
+        /// Directories besides HOME that `-v` sources may come from; HOME alone when empty.
+        public var bindRoots: [BindRoot] = []
     }
 
     public struct Docker: Sendable, Equatable {

@@ -99,6 +99,14 @@ public enum SettingsLoader {
             credentials.tokenClientFile = file
         },
         .path("admin_token_file", \.adminTokenFile),
+        .custom("bind_roots") { r, key, credentials throws(ConfigError) in
+            guard let text = try r.string("credentials", key) else { return }
+            do throws(BindRoot.Invalid) {
+                credentials.bindRoots = try BindRoot.parseList(text)
+            } catch {
+                throw r.error("credentials", key, error.problem)
+            }
+        },
     ]
 
     static let dockerKeys: [Key<Settings.Docker>] = [

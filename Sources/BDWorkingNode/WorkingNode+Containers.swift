@@ -1,4 +1,5 @@
 import BDBatch
+import BDConfig
 import BDCore
 import BDCredentials
 import BDDocker
@@ -146,7 +147,8 @@ extension WorkingNode {
         // Opening the user's path and mounting are system calls that can wait (NFS HOMEs): on
         // the batch module's threads, as are release and sweep below.
         let binds = self.binds
-        let staged = try await BlockingWork.run { () throws(BDockerError) in try binds.stage(volumes, for: session) }
+        let values = BindRoot.Values(user: session.user, uid: session.uid, jobID: job.batchJobID, taskID: job.taskID, queue: job.queue)
+        let staged = try await BlockingWork.run { () throws(BDockerError) in try binds.stage(volumes, for: session, job: values) }
         let spec = ContainerSpec(
             image: image, cmd: request.script, name: request.name, workingDir: request.workingDir,
             user: "\(session.uid):\(session.gid)", env: request.env, binds: staged?.binds ?? [],

@@ -132,7 +132,7 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: UserOptions
     @Flag(name: .shortAndLong, help: "Run in the background and print the container id.") var detach = false
     @Option(name: .shortAndLong, help: "Working directory inside the container.") var workdir: String?
-    @Option(name: .shortAndLong, help: "Bind mount HOST:CONTAINER[:ro]; HOST must be inside your HOME. Repeatable.")
+    @Option(name: .shortAndLong, help: "Bind mount HOST:CONTAINER[:ro]; HOST must be inside your HOME or a bind root of the site. Repeatable.")
     var volume: [String] = []
     @Option(name: .shortAndLong, help: "Set an environment variable NAME=value (a bare NAME takes its value from your environment). Repeatable.")
     var env: [String] = []

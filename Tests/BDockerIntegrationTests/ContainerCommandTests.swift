@@ -59,11 +59,12 @@ struct ContainerCommandTests {
     }
 
     /// Runs `body` against a fresh daemon, then cleans every job it configured and stops.
-    func withNode(_ body: (Node) async throws -> Void) async throws {
+    /// `extra` replaces text of the sample configuration, as `TestConfig` does.
+    func withNode(replacing extra: [String: String] = [:], _ body: (Node) async throws -> Void) async throws {
         try #require(geteuid() == 0, "these tests run as root")
         let env = TestEnvironment.load()
-        let config = try TestConfig(replacing: ["base_url = unix:///var/run/docker.sock":
-            "base_url = \(env["BDOCKER_TEST_DOCKER_URL"] ?? "unix:///run/bdocker-test/docker.sock")"])
+        let config = try TestConfig(replacing: extra.merging(["base_url = unix:///var/run/docker.sock":
+            "base_url = \(env["BDOCKER_TEST_DOCKER_URL"] ?? "unix:///run/bdocker-test/docker.sock")"]) { $1 })
         let daemon = try Daemon(settings: config.settings, logger: Logger(label: "test"))
         let node = Node(config: config, image: env["BDOCKER_TEST_IMAGE"] ?? "127.0.0.1:5055/busybox:latest",
                         server: try await RunningDaemon.start(router: try daemon.router(), socket: config.socketPath))

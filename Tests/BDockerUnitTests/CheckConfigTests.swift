@@ -62,6 +62,37 @@ struct CheckConfigTests {
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout.contains("listen: 127.0.0.1:") && ok.stdout.contains("applied: none"), "\(ok.stdout)")
     }
+
+    /// A bind root others could redirect is a configuration error (78, naming the key and the
+    /// directory to fix); one not there yet is a warning and the check goes on (here to an
+    /// engine that does not answer: 69). Root's: the tree must be root's to be a good root.
+    @Test(.requires(.root)) func anUnsafeBindRootIs78AndAMissingOneAWarning() async throws {
+        let tree = TempDir("bdocker-roots")
+        chmod(tree.path, 0o755)
+        let open = tree.mkdir("open")
+        chmod(open, 0o777)  // anyone may rename what is in it: no place for a root's way
+        _ = tree.mkdir("open/area")
+        let noEngine = ["base_url = unix:///var/run/docker.sock": "base_url = unix:///nonexistent/docker.sock",
+                        "enable_cgroups = true": "enable_cgroups = false"]
+        func roots(_ value: String) -> [String: String] { noEngine.merging(["[credentials]\n": "[credentials]\nbind_roots = \(value)\n"]) { $1 } }
+
+        let unsafe = try await check(try TestConfig(replacing: roots("\(tree.path)/open/area/$USER")))
+        #expect(unsafe.status == 78, "\(unsafe.stderr)")
+        #expect(unsafe.stderr.contains("[credentials] bind_roots: \(tree.path)/open/area/$USER: \(open) is writable by group or others without the sticky bit"),
+                "\(unsafe.stderr)")
+
+        let userOwned = tree.mkdir("theirs")
+        chown(userOwned, 4242, 4242)
+        let owned = try await check(try TestConfig(replacing: roots("\(userOwned)")))
+        #expect(owned.status == 78 && owned.stderr.contains("\(userOwned) is owned by uid 4242, not root"), "\(owned.stderr)")
+
+        let missing = try await check(try TestConfig(replacing: roots("\(tree.path)/nope/$USER, \(open)")))
+        #expect(missing.status == 69, "\(missing.stderr)")
+        #expect(missing.stdout.contains("warning: ") && missing.stdout.contains("[credentials] bind_roots: \(tree.path)/nope/$USER: \(tree.path)/nope does not exist"),
+                "\(missing.stdout)")
+        // The root itself may be anyone-writable (like /tmp): only the way to it must not be.
+        #expect(missing.stdout.contains("bind root: \(open)"), "\(missing.stdout)")
+    }
 }
 
 @Suite("bdockerd start-up failures")

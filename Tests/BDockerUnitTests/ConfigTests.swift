@@ -168,4 +168,70 @@ struct ConfigTests {
         let s = try load(Self.valid.replacingOccurrences(of: "port = 5000", with: "port = 5000\nprot = 1"))
         #expect(s.warnings.contains { $0.contains("[server] prot is not a bdocker key") })
     }
+
+    // MARK: [credentials] bind_roots
+
+    func withBindRoots(_ value: String) -> String {
+        Self.valid.replacingOccurrences(of: "token_client_file = .bdocker_token",
+                                        with: "token_client_file = .bdocker_token\nbind_roots = \(value)")
+    }
+
+    @Test func bindRootsAreHomeOnlyWhenAbsent() throws {
+        #expect(try load(Self.valid).credentials.bindRoots.isEmpty)
+    }
+
+    @Test func bindRootsParseAndFillInPerJob() throws {
+        // Commas, spaces and continuation lines all separate; a repeated entry counts once.
+        let s = try load(withBindRoots("/scratch/$USER, /tmp/${JOB_ID}.$TASK_ID.$QUEUE\n  /project/${USER}_data/ /shared //shared/"))
+        let roots = s.credentials.bindRoots
+        #expect(roots.map(\.template) == ["/scratch/$USER", "/tmp/${JOB_ID}.$TASK_ID.$QUEUE", "/project/${USER}_data/", "/shared"])
+        #expect(roots.map(\.isPersonal) == [true, true, true, false])
+        #expect(roots.map(\.fixedPath) == ["/scratch", "/tmp", "/project", "/shared"])
+
+        let job = BindRoot.Values(user: "ann", uid: 1234, jobID: "77", taskID: nil, queue: "all.q")
+        let scratch = try #require(roots[0].expand(job))
+        #expect(scratch.path == "/scratch/ann")
+        #expect(scratch.fixed == ["scratch"] && scratch.personal == ["ann"])
+        // Grid Engine's TMPDIR: <tmpdir>/<job>.<task>.<queue>, task 1 for a job that is no array.
+        #expect(roots[1].expand(job)?.path == "/tmp/77.1.all.q")
+        #expect(roots[1].expand(BindRoot.Values(user: "ann", uid: 1234, jobID: "77", taskID: "5", queue: "all.q"))?.path == "/tmp/77.5.all.q")
+        #expect(roots[2].expand(job)?.path == "/project/ann_data")
+        let shared = try #require(roots[3].expand(job))
+        #expect(shared.path == "/shared" && shared.personal.isEmpty && !shared.isPersonal)
+        let uid = try BindRoot(parsing: "/scratch/by-uid/$UID/work")
+        #expect(uid.expand(job)?.path == "/scratch/by-uid/1234/work")
+        #expect(uid.expand(job)?.personal == ["1234", "work"], "components after a placeholder are the user's part of the root")
+    }
+
+    @Test func aBindRootWithoutAValueForThisJobIsLeftOut() throws {
+        let root = try BindRoot(parsing: "/tmp/$JOB_ID.$TASK_ID.$QUEUE")
+        #expect(root.expand(BindRoot.Values(user: "ann", uid: 1, jobID: "7", queue: nil)) == nil, "no queue known")
+        // Values never come from the user, but a value that is not one path component is never used.
+        let user = try BindRoot(parsing: "/scratch/$USER")
+        for bad in ["a/b", "..", ".", ""] {
+            #expect(user.expand(BindRoot.Values(user: bad, uid: 1, jobID: "7")) == nil, "\(bad)")
+        }
+        #expect(try BindRoot(parsing: "/scratch/x$USER").expand(BindRoot.Values(user: ".", uid: 1, jobID: "7"))?.path == "/scratch/x.")
+    }
+
+    @Test(arguments: [
+        ("scratch/$USER", "must be an absolute path"),
+        ("~/scratch", "must be an absolute path"),
+        ("/scratch/../etc", "may not contain '..'"),
+        ("/scratch/$USERNAME", "'$USERNAME' is not a placeholder; use $USER, $UID, $JOB_ID, $TASK_ID, $QUEUE"),
+        ("/scratch/$user", "'$user' is not a placeholder"),
+        ("/scratch/$HOME", "HOME is always allowed"),
+        ("/scratch/${USER", "'${' without '}'"),
+        ("/scratch/$", "'$' is not a placeholder"),
+        ("/", "anywhere"),
+        ("/scratch, /", "anywhere"),
+        (",", "no directory given"),
+    ])
+    func badBindRootsNameSectionAndKey(_ value: String, _ words: String) {
+        expectError(withBindRoots(value), section: "credentials", key: "bind_roots", containing: words)
+    }
+
+    @Test func anEmptyBindRootsIsAnError() {
+        expectError(withBindRoots(""), section: "credentials", key: "bind_roots", containing: "value is empty")
+    }
 }
