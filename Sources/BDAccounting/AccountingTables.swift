@@ -3,7 +3,7 @@ import GRDB
 
 /// A row of the accounting daemon's `records` table: the record's fields copied for queries and
 /// audits beside its canonical SGE `line`, and the marker of its append to the file.
-struct StoredRecord: Codable, FetchableRecord, MutablePersistableRecord {
+struct StoredRecord: Decodable, FetchableRecord, TableRecord {
     static let databaseTableName = "records"
 
     var id: Int64?
@@ -67,66 +67,6 @@ struct StoredRecord: Codable, FetchableRecord, MutablePersistableRecord {
         static let receivedAt = Column(CodingKeys.receivedAt)
         static let appendedAt = Column(CodingKeys.appendedAt)
         static let fileOffset = Column(CodingKeys.fileOffset)
-    }
-
-    init(_ r: SGEAccountingRecord, line: String, receivedAt: Double) {
-        id = nil
-        hostname = r.hostname; jobNumber = r.jobNumber; taskNumber = r.taskNumber; startTime = r.startTime
-        submissionTime = r.submissionTime; endTime = r.endTime; qname = r.qname; owner = r.owner; grp = r.group
-        jobName = r.jobName; account = r.account; project = r.project; department = r.department
-        grantedPE = r.grantedPE; slots = r.slots; failed = r.failed; exitStatus = r.exitStatus
-        ruWallclock = r.ruWallclock; ruUtime = r.ruUtime; ruStime = r.ruStime; ruMaxrss = r.ruMaxrss
-        cpu = r.cpu; mem = r.mem; io = r.io; iow = r.iow; maxvmem = r.maxvmem
-        self.line = line
-        self.receivedAt = receivedAt
-        appendedAt = nil
-        fileOffset = nil
-    }
-
-    mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
-
-    /// Written by hand rather than through Codable: the batch ingest inserts thousands of rows
-    /// a second, and Codable's generic encoding was most of its CPU time.
-    func encode(to container: inout PersistenceContainer) {
-        container[CodingKeys.id.rawValue] = id
-        container[CodingKeys.hostname.rawValue] = hostname
-        container[CodingKeys.jobNumber.rawValue] = jobNumber
-        container[CodingKeys.taskNumber.rawValue] = taskNumber
-        container[CodingKeys.startTime.rawValue] = startTime
-        container[CodingKeys.submissionTime.rawValue] = submissionTime
-        container[CodingKeys.endTime.rawValue] = endTime
-        container[CodingKeys.qname.rawValue] = qname
-        container[CodingKeys.owner.rawValue] = owner
-        container[CodingKeys.grp.rawValue] = grp
-        container[CodingKeys.jobName.rawValue] = jobName
-        container[CodingKeys.account.rawValue] = account
-        container[CodingKeys.project.rawValue] = project
-        container[CodingKeys.department.rawValue] = department
-        container[CodingKeys.grantedPE.rawValue] = grantedPE
-        container[CodingKeys.slots.rawValue] = slots
-        container[CodingKeys.failed.rawValue] = failed
-        container[CodingKeys.exitStatus.rawValue] = exitStatus
-        container[CodingKeys.ruWallclock.rawValue] = ruWallclock
-        container[CodingKeys.ruUtime.rawValue] = ruUtime
-        container[CodingKeys.ruStime.rawValue] = ruStime
-        container[CodingKeys.ruMaxrss.rawValue] = ruMaxrss
-        container[CodingKeys.cpu.rawValue] = cpu
-        container[CodingKeys.mem.rawValue] = mem
-        container[CodingKeys.io.rawValue] = io
-        container[CodingKeys.iow.rawValue] = iow
-        container[CodingKeys.maxvmem.rawValue] = maxvmem
-        container[CodingKeys.line.rawValue] = line
-        container[CodingKeys.receivedAt.rawValue] = receivedAt
-        container[CodingKeys.appendedAt.rawValue] = appendedAt
-        container[CodingKeys.fileOffset.rawValue] = fileOffset
-    }
-
-    /// The stored record under the key (the table's unique key: the duplicate check).
-    static func keyed(_ key: AccountingKey) -> QueryInterfaceRequest<StoredRecord> {
-        filter(Columns.hostname == key.hostname && Columns.jobNumber == key.jobNumber
-               && Columns.taskNumber == key.taskNumber && Columns.startTime == key.startTime)
     }
 
     /// Records whose line is not confirmed in the file yet, in id order (their order there).

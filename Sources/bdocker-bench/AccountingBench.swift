@@ -88,6 +88,7 @@ enum AccountingBench {
         }
         let lines = (0..<count).map { record(job: $0).line() }
         let clock = ContinuousClock()
+        let cpuBefore = cpuSeconds(pid: daemon.processIdentifier)
         let start = clock.now
         let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in
             for worker in 0..<clients {
@@ -115,13 +116,14 @@ enum AccountingBench {
             return try await group.reduce(into: [Duration]()) { $0 += $1 }
         }.sorted()
         let seconds = (clock.now - start).seconds
+        let daemonCPU = cpuSeconds(pid: daemon.processIdentifier) - cpuBefore
         let batches = try await DatabaseQueue(path: dir + "/accounting.sqlite").read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT appended_at) FROM records") ?? 0
         }
-        print(String(format: "notify  %2d client%@%@: %6d in %6.2f s = %7.0f records/s; latency p50 %.1f ms, p99 %.1f ms; %d file syncs (%.1f records each)",
+        print(String(format: "notify  %2d client%@%@: %6d in %6.2f s = %7.0f records/s; latency p50 %.1f ms, p99 %.1f ms; %d file syncs (%.1f records each); daemon CPU %.0f µs/record",
                      clients, clients == 1 ? " " : "s", batchSize > 1 ? " (batches of \(batchSize))" : "", count, seconds, Double(count) / seconds,
                      latencies[latencies.count / 2].seconds * 1000, latencies[latencies.count * 99 / 100].seconds * 1000,
-                     batches, Double(count) / Double(max(batches, 1))))
+                     batches, Double(count) / Double(max(batches, 1)), daemonCPU / Double(count) * 1e6))
         return Double(count) / seconds
     }
 

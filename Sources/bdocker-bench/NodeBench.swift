@@ -156,3 +156,14 @@ func makeTempDir(in parent: String) throws -> String {
     }
     return dir
 }
+
+/// CPU seconds (user + system) a process has used so far, from /proc/PID/stat: the figure that
+/// does not depend on what else the machine is doing.
+func cpuSeconds(pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return 0 }
+    // Fields after "(comm)": state is 3rd, utime 14th, stime 15th of the whole line.
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}

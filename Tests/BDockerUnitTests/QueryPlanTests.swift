@@ -126,7 +126,8 @@ struct QueryPlanTests {
         try db.pool.read { db in
             let key = AccountingKey(hostname: "node1", jobNumber: 42, taskNumber: 0, startTime: 1_700_000_000)
             let requests: [(String, [String])] = [
-                ("duplicate check", try Self.plan(StoredRecord.keyed(key), db)),
+                ("duplicate check", try Self.plan(SQLRequest<Row>(sql: AccountingStore.findByKeySQL,
+                    arguments: [key.hostname, key.jobNumber, key.taskNumber, key.startTime]), db)),
                 ("lines to append", try Self.plan(StoredRecord.notAppended(), db)),
                 ("one line", try Self.plan(StoredRecord.filter(key: 7), db)),
             ]

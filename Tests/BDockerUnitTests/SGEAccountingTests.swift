@@ -194,7 +194,11 @@ struct SGEDecimalTests {
     @Test func sixDecimalsIsExactlyPrintfs() {
         var rng = SystemRandomNumberGenerator()
         var values: [Double] = [0, 0.5, 0.0000005, 0.0000015, 0.0000025, 1e-7, 2.5e-7, 123.4567895, 1e15, 1e300,
-                                Double.greatestFiniteMagnitude, Double.leastNonzeroMagnitude, 4_294_967_296.123456]
+                                Double.greatestFiniteMagnitude, Double.leastNonzeroMagnitude, 4_294_967_296.123456,
+                                // Exact ties at the sixth place (k + 1/2 millionths is a binary
+                                // fraction): printf rounds them to even.
+                                0.0078125, 0.0234375, 1.0078125, 4_503_599_626.9921875, 4_503_599_627.0, 4_503_599_628.5]
+        for k in 0..<2_000 { values.append(Double(k) / 128) }
         for _ in 0..<20_000 {
             values.append(Double(bitPattern: UInt64.random(in: 0...0x7FEF_FFFF_FFFF_FFFF, using: &rng)))
             values.append(Double.random(in: 0..<10_000_000, using: &rng))
