@@ -32,15 +32,14 @@ public struct SQLiteTokenController: TokenController {
         }
     }
 
-    public func issueToken(forJob jobID: Int64, db: Database) throws -> String {
+    public func issueToken(for job: JobRecord, db: Database) throws -> String {
+        guard let jobID = job.id else { throw BDockerError.internalFault("a token for a job that is not stored") }
         let secret = TokenSecret.generate()
         let hash = TokenSecret.hash(secret)
         try TokenRecord(hash: hash, jobID: jobID).insert(db)
         // The job's first call then finds its session without a read; only once committed.
-        if let job = try JobRecord.fetchOne(db, key: jobID) {
-            let session = Self.session(of: job, id: jobID), sessions = self.sessions, generation = sessions.generation
-            db.afterNextTransaction(onCommit: { _ in sessions.remember(session, for: hash, ifStill: generation) }, onRollback: { _ in })
-        }
+        let session = Self.session(of: job, id: jobID), sessions = self.sessions, generation = sessions.generation
+        db.afterNextTransaction(onCommit: { _ in sessions.remember(session, for: hash, ifStill: generation) }, onRollback: { _ in })
         return secret
     }
 
@@ -119,19 +118,23 @@ public enum TokenSecret {
     /// `bytes` from the system CSPRNG, as lowercase hex (32 bytes: 256 bits, a token's size).
     public static func generate(bytes: Int = 32) -> String {
         var rng = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        return hex((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &rng) })
     }
 
     public static func hash(_ secret: String) -> String {
-        // Hex by table: String(format:) per byte costs more than the hash itself.
+        hex(Array(SHA256.hash(data: Data(secret.utf8))))
+    }
+
+    /// Lowercase hex by table: String(format:) per byte costs more than the hash itself.
+    static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
-        var hex = [UInt8]()
-        hex.reserveCapacity(64)
-        for byte in SHA256.hash(data: Data(secret.utf8)) {
-            hex.append(digits[Int(byte >> 4)])
-            hex.append(digits[Int(byte & 0x0f)])
+        var text = [UInt8]()
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
         }
-        return String(decoding: hex, as: UTF8.self)
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// Compares without an early exit, so timing does not reveal a prefix.

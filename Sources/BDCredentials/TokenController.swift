@@ -33,9 +33,9 @@ public protocol TokenController: Sendable {
     /// Succeeds only for the admin token (configure, clean, notify).
     func verifyAdmin(_ presented: String?) throws(BDockerError)
 
-    /// Makes a new user token for the job, inside the caller's write transaction, and returns
-    /// the secret. Only a hash of it is kept.
-    func issueToken(forJob jobID: Int64, db: Database) throws -> String
+    /// Makes a new user token for the job (already inserted), inside the caller's write
+    /// transaction, and returns the secret. Only a hash of it is kept.
+    func issueToken(for job: JobRecord, db: Database) throws -> String
 
     /// The session of a live user token; `unauthorized` for a missing, unknown or revoked one.
     func authenticate(_ presented: String?) async throws(BDockerError) -> UserSession

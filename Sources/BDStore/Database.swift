@@ -91,12 +91,3 @@ public struct BDockerDatabase: Sendable {
         return .internalFault("database \(path): \(error)", cause: error)
     }
 }
-
-extension BDockerDatabase {
-    /// A short read on the calling thread, without the hop to GRDB's reader queue and back that
-    /// the async `read` makes (it costs more than an indexed lookup). Only for reads that take
-    /// microseconds: it blocks the thread it runs on.
-    public func readHere<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.read(body)
-    }
-}

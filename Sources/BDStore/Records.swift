@@ -312,6 +312,14 @@ extension ContainerRecord {
     public static func live(jobID: Int64) -> QueryInterfaceRequest<ContainerRecord> {
         all().notRemoved().filter(Columns.jobID == jobID)
     }
+
+    /// The ids of `live(jobID:)`, through one cached statement: `ps` runs this on every call,
+    /// and building the query interface's SQL each time cost more than the lookup.
+    public static let liveIDsSQL = "SELECT id FROM containers WHERE removed_at IS NULL AND job_id = ?"
+
+    public static func liveIDs(jobID: Int64, _ db: Database) throws -> [String] {
+        try String.fetchAll(db.cachedStatement(sql: liveIDsSQL), arguments: [jobID])
+    }
 }
 
 extension DerivableRequest<ContainerRecord> {

@@ -177,6 +177,7 @@ extension WorkingNode {
             try await BDockerError.wrapping("recording container \(id) failed") {
                 try await database.pool.write { db in
                     try ContainerRecord(id: id, jobID: session.jobID, image: image, bindStage: staged?.stage).insert(db)
+                    emptyJobs.containerAdded(to: session.jobID, db)
                 }
             }
         } catch {
@@ -279,9 +280,14 @@ extension WorkingNode {
 
     public func ps(token: String?, all: Bool, caller: Caller) async throws(BDockerError) -> [ContainerRow] {
         let session = try await tokens.requireUserToken(token, caller: caller)
-        let owned = Set(try await ownedContainers(session))
         // The store knows the job's containers: none means nothing to ask the engine about.
-        if owned.isEmpty { return [] }
+        if emptyJobs.contains(session.jobID) { return [] }
+        let generation = emptyJobs.generation
+        let owned = Set(try await ownedContainers(session))
+        if owned.isEmpty {
+            emptyJobs.insert(session.jobID, ifStill: generation)
+            return []
+        }
         let rows = try await engine().list(all: all, labelFilter: [Self.jobLabel: session.jobKey])
         return rows.filter { owned.contains($0.id) }.map { c in
             ContainerRow(id: c.id, image: c.image, command: c.command, created: c.created, status: c.status,
@@ -394,13 +400,12 @@ extension WorkingNode {
     }
 
     /// The job's containers not yet removed, as recorded in SQLite (the source of truth).
-    /// Read on the calling thread: one indexed lookup takes microseconds, less than the hop to
-    /// GRDB's reader queue and back that an async read costs (`ps` is mostly this).
+    /// Never a synchronous read here: GRDB's async reads release their connection only once
+    /// resumed on the cooperative pool, so threads of that pool blocked in sync reads can wait
+    /// for each other forever (seen with 2 cores and parallel tests).
     func liveContainerIDs(jobID: Int64) async throws(BDockerError) -> [String] {
-        try BDockerError.wrapping("listing the job's containers failed") {
-            try database.readHere { db in
-                try ContainerRecord.live(jobID: jobID).select(ContainerRecord.Columns.id, as: String.self).fetchAll(db)
-            }
+        try await BDockerError.wrapping("listing the job's containers failed") {
+            try await database.pool.read { db in try ContainerRecord.liveIDs(jobID: jobID, db) }
         }
     }
 
@@ -476,5 +481,41 @@ extension WorkingNode {
         }
         let binds = self.binds
         return try await BlockingWork.run { () throws(BDockerError) in binds.sweep(keeping: Set(keep)) }
+    }
+}
+
+/// Jobs whose store rows say they have no live container, so `ps` need not read the store. A
+/// job leaves the set when a container is recorded for it: in the recording transaction and
+/// again once it commits, and a lookup that began before that cannot put the job back (the
+/// generation moved on). Removals only make "no container" truer, so they need nothing.
+final class EmptyJobs: @unchecked Sendable {
+    private let lock = NSLock()
+    private var jobs: Set<Int64> = []
+    private var additions: UInt64 = 0
+    static let capacity = 100_000
+
+    func contains(_ jobID: Int64) -> Bool { lock.withLock { jobs.contains(jobID) } }
+
+    var generation: UInt64 { lock.withLock { additions } }
+
+    func insert(_ jobID: Int64, ifStill generation: UInt64) {
+        lock.withLock {
+            guard additions == generation else { return }
+            if jobs.count >= Self.capacity { jobs.removeAll(keepingCapacity: true) }
+            jobs.insert(jobID)
+        }
+    }
+
+    /// Inside the transaction that records a container of the job.
+    func containerAdded(to jobID: Int64, _ db: Database) {
+        forget(jobID)
+        db.afterNextTransaction(onCommit: { [self] _ in forget(jobID) }, onRollback: { _ in })
+    }
+
+    func forget(_ jobID: Int64) {
+        lock.withLock {
+            additions &+= 1
+            jobs.remove(jobID)
+        }
     }
 }

@@ -39,6 +39,8 @@ public struct WorkingNode: Sendable {
     public let copyLimits: CopyLimits
     /// Looks users up; replaceable so unit tests can describe users that do not exist here.
     let passwd: @Sendable (String) -> PasswdEntry?
+    /// Jobs known to have no live container: `ps` of such a job answers from memory.
+    let emptyJobs = EmptyJobs()
 
     public init(database: BDockerDatabase, tokens: any TokenController, docker: DockerEngine?,
                 batch: (controller: any WNController, settings: Settings.Batch)? = nil, outbox: OutboxSender? = nil,
@@ -101,7 +103,10 @@ public struct WorkingNode: Sendable {
                     throw BDockerError.conflict("job \(row.jobKey) is already configured on this node; clean it first")
                 }
                 if let firstSample { try Self.sampleRecord(row.id!, firstSample).insert(db) }
-                let token = try tokens.issueToken(forJob: row.id!, db: db)
+                let token = try tokens.issueToken(for: row, db: db)
+                // A new job has no container: its first `ps` needs no read either.
+                let jobID = row.id!, emptyJobs = self.emptyJobs, generation = emptyJobs.generation
+                db.afterNextTransaction(onCommit: { _ in emptyJobs.insert(jobID, ifStill: generation) }, onRollback: { _ in })
                 return (token, row)
             }
         }
@@ -145,6 +150,7 @@ public struct WorkingNode: Sendable {
                 try cleaned.update(db)
                 // Every token of the job goes, whichever way the job was named.
                 try tokens.revokeAll(forJob: jobID, db: db)
+                emptyJobs.forget(jobID)
                 return (cleaned, accounted)
             }
         }

@@ -85,6 +85,12 @@ struct ContainerCommandTests {
         #expect(pulled.status == 0, "\(pulled.stderr)")
         #expect(pulled.stdout.contains("pulled \(node.image)"))
 
+        // ps of a job without containers answers from memory; a container recorded later
+        // must show at once (the memory forgets the job when a container is recorded).
+        let empty = try await node.bdocker(user, job, ["ps", "-a", "-q"])
+        #expect(empty.status == 0 && empty.stdout.isEmpty, "\(empty.stdout)")
+        #expect(try await node.bdocker(user, job, ["ps", "-a", "-q"]).stdout.isEmpty)
+
         let attached = try await node.bdocker(user, job, ["run", node.image, "sh", "-c", "echo hi; echo oops >&2; exit 3"])
         #expect(attached.status == 3)
         #expect(attached.stdout == "hi\n")

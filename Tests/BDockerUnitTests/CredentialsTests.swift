@@ -103,7 +103,7 @@ struct TokenTests {
         try db.pool.write { db in
             var job = JobRecord(batchJobID: id, taskID: nil, user: "ann", uid: 1000, gid: 1000, home: "/home/ann", spoolDir: nil)
             try job.insert(db)
-            return (job.id!, try tokens.issueToken(forJob: job.id!, db: db))
+            return (job.id!, try tokens.issueToken(for: job, db: db))
         }
     }
 

@@ -60,6 +60,7 @@ struct QueryPlanTests {
             let requests: [(String, [String])] = [
                 ("token authentication", try Self.plan(JobRecord.live(tokenHash: String(repeating: "a", count: 64)), db)),
                 ("owned containers", try Self.plan(ContainerRecord.live(jobID: 3).select(ContainerRecord.Columns.id), db)),
+                ("owned container ids as ps reads them", try Self.plan(SQLRequest<Row>(sql: ContainerRecord.liveIDsSQL, arguments: [3]), db)),
                 ("removed containers' stages", try Self.plan(ContainerRecord.filter(keys: ["a", "b"]), db)),
                 ("the job by id", try Self.plan(JobRecord.filter(key: 3), db)),
                 ("the job's samples", try Self.plan(SampleRecord.of(jobID: 3), db)),
