@@ -82,7 +82,7 @@ struct ModuleGraphTests {
         let doc = try String(contentsOfFile: Repo.path("docs/ARCHITECTURE.md"), encoding: .utf8)
         let section = try #require(doc.range(of: "### Dependency graph"), "docs/ARCHITECTURE.md has no '### Dependency graph' section")
         let after = doc[section.upperBound...]
-        let open = try #require(after.range(of: "```\n"))
+        let open = try #require(after.range(of: "```text\n"))
         let close = try #require(after[open.upperBound...].range(of: "```"))
         var documented: [String: Set<String>] = [:]
         for line in after[open.upperBound..<close.lowerBound].split(separator: "\n") {
