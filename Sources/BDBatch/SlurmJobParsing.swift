@@ -95,6 +95,12 @@ enum SlurmJob {
             return v
         }
         let jobID = try require("JobId")
+        // Slurm always writes these: one missing means a cut line (a job name holding a
+        // newline), and a missing limit must not read as no limit.
+        for key in ["TimeLimit", "Partition"] { _ = try require(key) }
+        guard values["MinMemoryNode"] != nil || values["MinMemoryCPU"] != nil else {
+            throw .invalidInput("the Slurm job description has neither MinMemoryNode nor MinMemoryCPU")
+        }
         let (userName, uid) = try user(try require("UserId"))
         guard let numCPUs = count(try require("NumCPUs")) else {
             throw .invalidInput("the Slurm job description's NumCPUs '\(try require("NumCPUs").prefix(40))' is not a count")

@@ -138,6 +138,17 @@ struct SlurmUnitTests {
         #expect(throws: BDockerError.self) { try SlurmJob.parse(text) }
     }
 
+    /// A line cut short (a job name holding a newline) lacks the limits: refused, never read
+    /// as a job without limits.
+    @Test func aCutLineIsRefused() {
+        let whole = Self.line()
+        for key in [" TimeLimit=", " Partition=", " MinMemoryNode="] {
+            let cut = String(whole[..<whole.range(of: key)!.lowerBound])
+            #expect(throws: BDockerError.self) { try SlurmJob.parse(cut) }
+        }
+        #expect(throws: BDockerError.self) { try SlurmJob.parse(Self.line(name: "x\nJobId=41 TimeLimit=UNLIMITED")) }
+    }
+
     @Test func badTimesAreIgnored() {
         for text in ["Unknown", "2024-13-45T99:00:00", "2024-05-01T12:00:00Z", "", "N/A"] {
             #expect(SlurmJob.time(text) == nil, "\(text)")
