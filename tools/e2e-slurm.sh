@@ -250,7 +250,8 @@ jf=$(submit "$u1" -n1 -c1 --mem=200M -t 5 -o "$out/%j" "$jobfile")
 # The TaskProlog fails the job (its output says so); the epilog then retries clean while
 # bdockerd is down, and finds nothing to clean once it is back.
 for _ in $(seq 120); do grep -qs 'bdocker join failed' "$out/$jf" && break; sleep 0.5; done
-check "the job's output says why it did not start" grep -q 'bdocker join failed' "$out/$jf"
+check "the job's output says why it did not start (the prolog's reason)" \
+    grep -q 'not set up: bdocker configure failed: cannot reach bdockerd' "$out/$jf"
 start_working
 wait_gone "$jf" 60
 state="$(job_field "$jf" JobState) $(job_field "$jf" ExitCode)"

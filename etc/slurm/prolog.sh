@@ -10,6 +10,7 @@
 #     config  scontrol show config                 (bdocker refuses proctrack/cgroup)
 #     node    $SLURMD_NODENAME
 #     key     the bdocker job: "<job> <task>" (an array task is <array job id> <task id>)
+#     reason  only when the job could not be set up: why (world-readable, for the TaskProlog)
 # and runs `bdocker configure --spool` on it: the node's bdockerd registers the job, creates
 # its cgroup tree and writes the job's token file into the user's HOME. The epilog cleans by
 # the key and removes the directory.
@@ -23,7 +24,7 @@
 # Always exit 0: a failing Prolog makes Slurm DRAIN the node and requeue the job held. When
 # configure fails, the job has no token and the TaskProlog (taskprolog.sh) fails its first
 # task instead: the job ends FAILED (Reason=NonZeroExitCode, ExitCode=100:0) with the reason
-# in its output, and the node keeps running other jobs.
+# (SPOOL/<SLURM_JOB_ID>/reason) in its output, and the node keeps running other jobs.
 
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
@@ -45,9 +46,14 @@ ID=${SLURM_JOB_ID:-}
 USER_NAME=${SLURM_JOB_USER:-}
 
 log() { logger -t bdocker -p "daemon.$1" -- "slurm prolog: $2" 2>/dev/null || true; }
-fail() { # one line for the admin (syslog, slurmd's log); the TaskProlog fails the job
+dir=
+fail() { # one line for the admin (syslog) and, through the TaskProlog, the job's output
     echo "bdocker prolog: $1" >&2
     log err "$1"
+    # The TaskProlog, which fails the job, prints this reason into the job's output.
+    if [ -n "$dir" ] && [ -d "$dir" ]; then
+        printf '%s\n' "$1" >"$dir/reason" && chmod 644 "$dir/reason"
+    fi
     exit 0
 }
 
@@ -56,11 +62,13 @@ case $ID in '' | *[!0-9]*) fail "SLURM_JOB_ID '$ID' is not a job id" ;; esac
 [ -n "$USER_NAME" ] || fail "job $ID: no SLURM_JOB_USER and uid '${SLURM_JOB_UID:-}' unknown"
 [ -x "$BIN" ] || fail "job $ID of $USER_NAME not set up: $BIN is missing or not executable"
 
-# Owned by root, 0700 all the way: what bdockerd reads here must not be the user's.
-mkdir -p "$SPOOL" && chown root:root "$SPOOL" && chmod 700 "$SPOOL" || fail "job $ID: cannot make $SPOOL"
+# Owned by root and written by root alone: what bdockerd reads here must not be the user's. The
+# directories can be passed (0711) so the TaskProlog can read a failure's reason; the job's
+# files are root's only (umask 077).
+mkdir -p "$SPOOL" && chown root:root "$SPOOL" && chmod 711 "$SPOOL" || fail "job $ID: cannot make $SPOOL"
+rm -rf "$SPOOL/$ID"   # a stale one (job ids restart with a new StateSaveLocation)
+mkdir "$SPOOL/$ID" && chmod 711 "$SPOOL/$ID" || fail "job $ID: cannot make $SPOOL/$ID"
 dir=$SPOOL/$ID
-rm -rf "$dir"   # a stale one (job ids restart with a new StateSaveLocation)
-mkdir "$dir" || fail "job $ID: cannot make $dir"
 timeout 60 scontrol show job -o "$ID" >"$dir/all" 2>"$dir/scontrol.err" ||
     fail "job $ID of $USER_NAME not set up: scontrol show job failed: $(tail -n 1 "$dir/scontrol.err")"
 # An array's first job id names the whole array, one line per task: keep this job's line. Exactly

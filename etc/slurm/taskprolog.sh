@@ -11,8 +11,8 @@
 #
 # When join fails (the prolog could not configure the job, bdockerd is down, the token file
 # was removed) the task is not started: exit 100, and Slurm ends the job FAILED with
-# ExitCode=100:0 (Reason=NonZeroExitCode), the reason in the job's output. The node is not
-# drained: only this job fails.
+# ExitCode=100:0 (Reason=NonZeroExitCode), the reason in the job's output (the prolog's, from
+# SPOOL/<SLURM_JOB_ID>/reason, when it left one). The node is not drained: only this job fails.
 
 SITE=/etc/default/bdocker
 setting() { # KEY DEFAULT: KEY from the site file if root owns it and only root may write it
@@ -24,11 +24,16 @@ setting() { # KEY DEFAULT: KEY from the site file if root owns it and only root 
 }
 BIN=$(setting BDOCKER_BIN /usr/local/bin/bdocker)
 CONF=$(setting BDOCKER_CONF_FILE /etc/configure_bdocker.cfg)
+SPOOL=$(setting BDOCKER_SLURM_SPOOL /run/bdocker/slurm)
 
 if out=$("$BIN" join --config "$CONF" --pid "${SLURM_TASK_PID:-}" 2>&1); then
     exit 0
 fi
-msg=$(printf '%s\n' "$out" | tail -n 1 | sed 's/^bdocker: //' | tr -d '\r')
-echo "print bdocker: job ${SLURM_JOB_ID:-?} not started on $(hostname -s): bdocker join failed: $msg"
+msg="bdocker join failed: $(printf '%s\n' "$out" | tail -n 1 | sed 's/^bdocker: //')"
+# The prolog's reason, when it could not set the job up, says more than the missing token.
+reason=$SPOOL/${SLURM_JOB_ID:-none}/reason
+[ ! -f "$reason" ] || msg="$(head -c 1000 "$reason" | head -n 1) ($msg)"
+msg=$(printf '%s' "$msg" | tr -d '\r\n')
+echo "print bdocker: job ${SLURM_JOB_ID:-?} not started on $(hostname -s): $msg"
 logger -t bdocker -p user.err -- "slurm taskprolog: job ${SLURM_JOB_ID:-?}: bdocker join failed: $msg" 2>/dev/null || true
 exit 100
