@@ -26,9 +26,19 @@ BIN=$(setting BDOCKER_BIN /usr/local/bin/bdocker)
 CONF=$(setting BDOCKER_CONF_FILE /etc/configure_bdocker.cfg)
 SPOOL=$(setting BDOCKER_SLURM_SPOOL /run/bdocker/slurm)
 
-if out=$("$BIN" join --config "$CONF" --pid "${SLURM_TASK_PID:-}" 2>&1); then
-    exit 0
-fi
+# A wide step starts many tasks at once, each joining over its own connection: one refused
+# because the user has max_connections_per_user open already is tried again.
+tries=0
+while :; do
+    if out=$("$BIN" join --config "$CONF" --pid "${SLURM_TASK_PID:-}" 2>&1); then
+        exit 0
+    fi
+    tries=$((tries + 1))
+    case $out in
+    *"cannot reach bdockerd"* | *onnection*) [ "$tries" -ge 3 ] || { sleep "$tries"; continue; } ;;
+    esac
+    break
+done
 msg="bdocker join failed: $(printf '%s\n' "$out" | tail -n 1 | sed 's/^bdocker: //')"
 # The prolog's reason, when it could not set the job up, says more than the missing token.
 reason=$SPOOL/${SLURM_JOB_ID:-none}/reason
