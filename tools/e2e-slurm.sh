@@ -37,11 +37,13 @@ parent=/bdocker-e2e-slurm
 # This run's cgroups only (an earlier run's, killed before its exit handler): tasks back to the
 # hierarchy's root, directories removed deepest first.
 remove_own_cgroups() {
-    local h dir pid
+    local h dir pid from
     for h in /sys/fs/cgroup/*/; do
-        [[ -d $h$parent && -e ${h}tasks && ! -L ${h%/} ]] || continue
+        [[ -d $h${parent#/} && ! -L ${h%/} ]] || continue
+        from=tasks   # v1 moves threads; the v2 hierarchy Docker also uses moves processes
+        [[ -e ${h}tasks ]] || from=cgroup.procs
         while IFS= read -r dir; do
-            while read -r pid; do echo "$pid" >>"${h}tasks" 2>/dev/null || true; done <"$dir/tasks"
+            while read -r pid; do echo "$pid" >>"$h$from" 2>/dev/null || true; done <"$dir/$from"
             rmdir "$dir" 2>/dev/null || true
         done < <(find "$h${parent#/}" -depth -type d)
     done

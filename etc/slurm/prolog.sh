@@ -65,7 +65,9 @@ case $ID in '' | *[!0-9]*) fail "SLURM_JOB_ID '$ID' is not a job id" ;; esac
 # Owned by root and written by root alone: what bdockerd reads here must not be the user's. The
 # directories can be passed (0711) so the TaskProlog can read a failure's reason; the job's
 # files are root's only (umask 077).
-mkdir -p "$SPOOL" && chown root:root "$SPOOL" && chmod 711 "$SPOOL" || fail "job $ID: cannot make $SPOOL"
+# Parents made here get 0755: /run/bdocker is also bdockerd's socket directory, which users
+# must be able to pass.
+(umask 022 && mkdir -p "$SPOOL") && chown root:root "$SPOOL" && chmod 711 "$SPOOL" || fail "job $ID: cannot make $SPOOL"
 rm -rf "$SPOOL/$ID"   # a stale one (job ids restart with a new StateSaveLocation)
 mkdir "$SPOOL/$ID" && chmod 711 "$SPOOL/$ID" || fail "job $ID: cannot make $SPOOL/$ID"
 dir=$SPOOL/$ID
