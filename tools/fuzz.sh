@@ -7,7 +7,7 @@
 # RUNS inputs (default 20000) grown from its seed corpus tools/fuzz/corpus/<target>/ (which is
 # only read). Prints one line per target, then `fuzz: N passed, M failed`; exits 1 if any
 # target failed to build or found a crash (the input is kept and its path printed), 2 on bad
-# usage or a toolchain without libFuzzer (which says so, then prints `fuzz: 0 passed, 4 failed`).
+# usage or a toolchain without libFuzzer (which says so, then prints `fuzz: 0 passed, 5 failed`).
 #
 # Needs only the Swift toolchain: libFuzzer and AddressSanitizer ship in it
 # (usr/lib/clang/*/lib/linux/libclang_rt.{fuzzer,asan}-x86_64.a). Swift is looked for on PATH,
@@ -22,7 +22,7 @@ if [[ $# -gt 1 || ! $runs =~ ^[0-9]+$ ]]; then
     exit 2
 fi
 
-targets=(ini sge-spool sge-accounting requests)
+targets=(ini sge-spool slurm-job sge-accounting requests)
 # Without a usable toolchain nothing runs: say why, and still end with the summary line.
 unusable() { for line in "$@"; do echo "fuzz: $line" >&2; done; echo "fuzz: 0 passed, ${#targets[@]} failed"; exit 2; }
 
@@ -50,6 +50,7 @@ export SWIFT_BACKTRACE=enable=no
 declare -A sources=(
     [ini]="Sources/BDConfig/INIFile.swift"
     [sge-spool]="Sources/BDBatch/JobLimits.swift Sources/BDBatch/SGESpoolParsing.swift"
+    [slurm-job]="Sources/BDBatch/JobLimits.swift Sources/BDBatch/SlurmJobParsing.swift"
     [sge-accounting]="Sources/BDAccounting/SGEAccounting.swift"
     [requests]="Sources/BDCore/Wire.swift Sources/BDCore/WireContainers.swift Sources/BDAccounting/AccountingWire.swift Sources/BDAccounting/SGEAccounting.swift"
 )

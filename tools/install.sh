@@ -8,7 +8,8 @@
 # sample configs in /etc unless a file is already there (a site's own config is never
 # overwritten), and creates the admin token file /etc/bdocker/admin_token (root, 0600) if missing.
 # Grid Engine: the prolog and epilog go to PREFIX/libexec/bdocker/{prolog,epilog}.sh (root,
-# 0755; the queue runs them as root@PATH). systemd: bdockerd.service (working node) and
+# 0755; the queue runs them as root@PATH); Slurm's to PREFIX/libexec/bdocker/slurm/ (prolog.sh,
+# epilog.sh, taskprolog.sh for slurm.conf's Prolog, Epilog and TaskProlog). systemd: bdockerd.service (working node) and
 # bdockerd-accounting.service go to /etc/systemd/system, neither enabled nor started (the
 # commands to do so are printed). All of docs/ goes to PREFIX/share/doc/bdocker (the docs link
 # to each other). Shell completion for the three commands goes to
@@ -74,6 +75,8 @@ chmod 600 "$token"
 # otherwise; a different prefix is written there (an existing file is left alone).
 install -d -m 755 -o root -g root "$root$prefix/libexec/bdocker"
 install -m 755 -o root -g root etc/prolog.sh etc/epilog.sh "$root$prefix/libexec/bdocker/"
+install -d -m 755 -o root -g root "$root$prefix/libexec/bdocker/slurm"
+install -m 755 -o root -g root etc/slurm/prolog.sh etc/slurm/epilog.sh etc/slurm/taskprolog.sh "$root$prefix/libexec/bdocker/slurm/"
 if [[ $prefix != /usr/local && ! -e $root/etc/default/bdocker ]]; then
     install -d -m 755 "$root/etc/default"
     printf 'BDOCKER_BIN=%s/bin/bdocker\n' "$prefix" > "$root/etc/default/bdocker"
@@ -107,6 +110,9 @@ echo "install: bdocker installed under ${destdir:+$destdir}$prefix (migrations i
 echo "install: Grid Engine queue scripts: $prefix/libexec/bdocker/prolog.sh and epilog.sh; set them with"
 echo "    qconf -mattr queue prolog root@$prefix/libexec/bdocker/prolog.sh <queue>"
 echo "    qconf -mattr queue epilog root@$prefix/libexec/bdocker/epilog.sh <queue>"
+echo "install: Slurm scripts: in slurm.conf (docs/deploy.md), with [batch] controller = SlurmWNController:"
+echo "    Prolog=$prefix/libexec/bdocker/slurm/prolog.sh Epilog=$prefix/libexec/bdocker/slurm/epilog.sh"
+echo "    TaskProlog=$prefix/libexec/bdocker/slurm/taskprolog.sh PrologFlags=Alloc ProctrackType=proctrack/linuxproc"
 echo "install: systemd units in /etc/systemd/system (not enabled); on a node with systemd run"
 echo "    systemctl daemon-reload"
 echo "    systemctl enable --now bdockerd.service              # every working node"

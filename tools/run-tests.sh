@@ -6,13 +6,13 @@
 # Brings up the test environment (packages, a private dockerd, a local registry with a busybox
 # image, test users) with tools/test-env.sh, builds everything once, then per run: removes what
 # earlier runs left behind (tools/lib/leftovers.sh: test cgroups, test containers on the test
-# engine, bind staging), runs the whole Swift suite, then the end-to-end run under a real Grid
-# Engine (tools/e2e-gridengine.sh), the short crash soak (tools/soak.sh --short), the fuzz
+# engine, bind staging), runs the whole Swift suite, then the end-to-end runs under a real Grid
+# Engine (tools/e2e-gridengine.sh) and a real Slurm (tools/e2e-slurm.sh), the short crash soak (tools/soak.sh --short), the fuzz
 # targets (tools/fuzz.sh) and the test of this script
 # (tools/test-run-tests-exit.sh). The environment guarantees every requirement, so a skipped
 # Swift test fails the run. At exit it sweeps again and stops only the services this command
 # started. Extra arguments go to `swift test` (e.g. --filter Store) and skip the
-# end-to-end run. --repeat N does N runs (one build), prints each run's result and a summary.
+# end-to-end runs. --repeat N does N runs (one build), prints each run's result and a summary.
 #
 # Exit status: 0 when every run passed, 1 when one failed, 2 for a bad command line (or the
 # failing step's status if the environment or the build fails). Cleanup never changes it: the
@@ -122,6 +122,8 @@ run_suite() {
     if [[ -z $fake ]] && ((${#swift_args[@]} == 0)); then
         # bdocker under a real Grid Engine (prolog/epilog, qsub, qacct).
         tools/e2e-gridengine.sh "$bin" || failure="${failure:+$failure; }e2e exit $?"
+        # The same under a real Slurm (Prolog, Epilog, TaskProlog, sbatch, srun, scancel, qacct).
+        tools/e2e-slurm.sh "$bin" || failure="${failure:+$failure; }e2e-slurm exit $?"
         # Both daemons killed at random under a stream of jobs: exactly-once, nothing left.
         tools/soak.sh --short "$bin" || failure="${failure:+$failure; }soak exit $?"
         # The parsers of user-controlled input under libFuzzer, a fixed number of inputs each.

@@ -25,6 +25,13 @@ public enum Routes {
             // Without cgroups nothing was measured, as the original reported.
             return JSONReply.make("job \(job.jobKey) cleaned" + (accounted ? "" : "; accounting unavailable (cgroups disabled)"))
         }
+        router.put("join") { request, context -> Response in
+            var request = request
+            let body = try await request.decodeJSON(JoinRequest.self)
+            let job = try await node.join(body, caller: context.caller)
+            node.logger.info("job \(job.jobKey): process \(body.pid) joined its cgroup")
+            return JSONReply.make("process \(body.pid) joined job \(job.jobKey)")
+        }
         router.put("notify_accounting") { _, context -> Response in
             try AccessPolicy.requireRoot(context.caller, for: "notify_accounting")
             guard let outbox = node.outbox else { throw BDockerError.unavailable("this node has no accounting outbox") }

@@ -78,6 +78,14 @@ public struct CgroupHierarchies: Sendable {
         }
     }
 
+    /// Moves the process `pid` with all its threads into `<path>/COMMON` in the accounting
+    /// hierarchies (`cgroup.procs`); blocking, for callers already on `BlockingWork`.
+    public func addProcessToCommon(_ path: String, pid: Int) throws(BDockerError) {
+        for hierarchy in accounting {
+            try Self.write("\(pid)\n", to: hierarchy + path + "/COMMON/cgroup.procs")
+        }
+    }
+
     public func exists(_ path: String) -> Bool {
         FileManager.default.fileExists(atPath: cpuacct + path)
     }
@@ -201,6 +209,29 @@ public struct CgroupHierarchies: Sendable {
         guard bytes.withUnsafeBytes({ Foundation.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
             throw .internalFault("cannot write \(text.trimmingCharacters(in: .whitespacesAndNewlines)) to \(path): \(String(cString: strerror(errno)))")
         }
+    }
+}
+
+/// What `/proc/<pid>` says of a process, parsed.
+enum ProcessFacts {
+    /// Real and effective uid from `/proc/<pid>/status`'s `Uid:` line.
+    static func uids(_ status: String) -> (real: Int, effective: Int)? {
+        for line in status.split(separator: "\n") where line.hasPrefix("Uid:") {
+            let ids = line.dropFirst(4).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Int($0) }
+            guard ids.count >= 2 else { return nil }
+            return (ids[0], ids[1])
+        }
+        return nil
+    }
+
+    /// The cgroup v1 path of `controller` in `/proc/<pid>/cgroup` (`N:cpu,cpuacct:/path`).
+    static func cgroup(_ membership: String, controller: String) -> String? {
+        for line in membership.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[1].split(separator: ",").contains(Substring(controller)) else { continue }
+            return String(parts[2])
+        }
+        return nil
     }
 }
 

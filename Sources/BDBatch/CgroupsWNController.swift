@@ -68,6 +68,30 @@ extension CgroupsWNController {
         return hierarchies.cpuTimes(cgroup)
     }
 
+    public func join(_ job: JobRecord, pid: Int) async throws(BDockerError) {
+        // Without cgroups there is no COMMON to join, and nothing to refuse.
+        guard let hierarchies, let cgroup = job.cgroup else { return }
+        let parent = "/" + settings.batch.parentCgroup.trimmingSlashes
+        try await BlockingWork.run { () throws(BDockerError) in
+            let proc = "/proc/\(pid)"
+            guard let status = try? String(contentsOfFile: proc + "/status", encoding: .utf8),
+                  let membership = try? String(contentsOfFile: proc + "/cgroup", encoding: .utf8) else {
+                throw .notFound("no process \(pid)")
+            }
+            guard let uids = ProcessFacts.uids(status), uids.real == job.uid, uids.effective == job.uid else {
+                throw .forbidden("process \(pid) is not job \(job.jobKey)'s user's (uid \(job.uid))")
+            }
+            let current = ProcessFacts.cgroup(membership, controller: "cpuacct") ?? "/"
+            if current == cgroup + "/COMMON" { return }
+            // A container's process (or another job's) must stay where its usage is counted.
+            let inJobs = parent != "/" && (current == parent || current.hasPrefix(parent + "/"))
+            if inJobs || current == cgroup || current.hasPrefix(cgroup + "/") {
+                throw .forbidden("process \(pid) is in \(current), a bdocker job's cgroup; only a process outside every job joins one")
+            }
+            try hierarchies.addProcessToCommon(cgroup, pid: pid)
+        }
+    }
+
     public func signalJob(_ job: JobRecord, _ signal: Int32) {
         guard let hierarchies, let cgroup = job.cgroup else { return }
         // Spare the batch system's own parent process (SGE's shepherd): it must live on to run

@@ -49,6 +49,12 @@ public protocol WNController: Sendable {
     /// ru_utime and ru_stime; read once, at clean. Nil where there is nothing to read.
     func cpuTimes(_ job: JobRecord) -> CPUTimes?
 
+    /// Moves a process of the job's user into the job's COMMON cgroup, for batch systems that
+    /// start the job's processes after configure (Slurm's TaskProlog calls `bdocker join`).
+    /// Refused for a process of another user or one already in a bdocker job tree (a
+    /// container's: moved into COMMON its usage would leave the containers' account).
+    func join(_ job: JobRecord, pid: Int) async throws(BDockerError)
+
     /// Sends the job's processes the signal (all but the batch system's own parent process).
     func signalJob(_ job: JobRecord, _ signal: Int32)
 
@@ -58,7 +64,7 @@ public protocol WNController: Sendable {
 
 /// Working-node controllers by `[batch] controller` name. A new batch system: one line here.
 public enum BatchRegistry {
-    static let working: [any WNController.Type] = [SGEWNController.self]
+    static let working: [any WNController.Type] = [SGEWNController.self, SlurmWNController.self]
 
     public static var names: [String] { working.flatMap { $0.names } }
 

@@ -16,6 +16,20 @@ public enum TokenFile {
         return value
     }
 
+    /// The job the environment names, as its token file is named: Slurm's (`SLURM_JOB_ID`; an
+    /// array task as `SLURM_ARRAY_JOB_ID` and `SLURM_ARRAY_TASK_ID`, like SGE's job.task) or
+    /// else Grid Engine's (`JOB_ID`, `SGE_TASK_ID`). Slurm's first: Slurm sets its own
+    /// variables in every job, while `JOB_ID` may just be inherited from the submitting shell.
+    public static func job(fromEnvironment env: [String: String]) -> (id: String, task: String?)? {
+        func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
+        if let slurm = value("SLURM_JOB_ID") {
+            if let array = value("SLURM_ARRAY_JOB_ID"), let task = value("SLURM_ARRAY_TASK_ID") { return (array, task) }
+            return (slurm, nil)
+        }
+        guard let job = value("JOB_ID") else { return nil }
+        return (job, taskID(fromEnvironment: env["SGE_TASK_ID"]))
+    }
+
     /// Creates the file with O_EXCL|O_NOFOLLOW (an existing file or symlink is refused, never
     /// followed), writes the token, then gives it to the user with mode 0600.
     public static func create(path: String, token: String, uid: Int, gid: Int) throws(BDockerError) {

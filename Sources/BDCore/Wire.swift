@@ -96,6 +96,18 @@ public struct CleanRequest: Codable, Sendable {
     }
 }
 
+/// `PUT /join`: put a process of the job (the batch system's task) into the job's COMMON
+/// cgroup; the job's user with the job's token (Slurm's TaskProlog).
+public struct JoinRequest: Codable, Sendable {
+    public var token: String
+    public var pid: Int
+
+    public init(token: String, pid: Int) {
+        self.token = token
+        self.pid = pid
+    }
+}
+
 /// `PUT /notify_accounting`: deliver pending accounting records now.
 public struct NotifyRequest: Codable, Sendable {
     public var adminToken: String?

@@ -156,6 +156,19 @@ public struct WorkingNode: Sendable {
         }
     }
 
+    /// Puts a process of the caller's job into its COMMON cgroup: for batch systems whose
+    /// prolog has no process of the job (Slurm: the TaskProlog, as the job's user, names each
+    /// task). The token must be the caller's; the controller checks the process.
+    public func join(_ request: JoinRequest, caller: Caller) async throws(BDockerError) -> JobRecord {
+        let session = try await tokens.requireUserToken(request.token, caller: caller)
+        guard request.pid >= 2, request.pid <= Int(Int32.max) else {
+            throw .invalidInput("'\(request.pid)' is not a process id")
+        }
+        let job = try await jobRecord(session)
+        if let batch { try await batch.controller.join(job, pid: request.pid) }
+        return job
+    }
+
     /// The job a clean is about: the live job named (what the epilog sends), checked against
     /// the token when one comes too; or, from callers of the original API, the token's job.
     func cleanTarget(_ request: CleanRequest) async throws(BDockerError) -> UserSession {

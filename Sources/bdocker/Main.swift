@@ -15,7 +15,7 @@ struct BDocker: AsyncParsableCommand {
             command runs inside the job with the job's token.
             """,
         version: BDockerVersion.current,
-        subcommands: [Configure.self, Clean.self, Pull.self, Run.self, Ps.self, Logs.self, Inspect.self, Rm.self, Cp.self, Stop.self, Start.self, Exec.self, Images.self, Rmi.self, Kill.self, Wait.self, Info.self])
+        subcommands: [Configure.self, Clean.self, Pull.self, Run.self, Ps.self, Logs.self, Inspect.self, Rm.self, Cp.self, Stop.self, Start.self, Exec.self, Images.self, Rmi.self, Kill.self, Wait.self, Info.self, Join.self])
 
     /// As ArgumentParser's, after moving `-H`/`--config` given before the command behind it
     /// (`bdocker -H unix:///x ps`, as with docker), and with argument errors in one line.

@@ -8,7 +8,7 @@ import Foundation
 struct UserOptions: ParsableArguments {
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(name: .customLong("token"), help: "The job's token (default: $BDOCKER_TOKEN, else $HOME/.bdocker_token_$JOB_ID[.$SGE_TASK_ID]). Prefer $BDOCKER_TOKEN: an option shows in every user's ps.")
+    @Option(name: .customLong("token"), help: "The job's token (default: $BDOCKER_TOKEN, else $HOME/.bdocker_token_<job>[.<task>] of the job the environment names: JOB_ID and SGE_TASK_ID, or SLURM_JOB_ID, SLURM_ARRAY_JOB_ID and SLURM_ARRAY_TASK_ID). Prefer $BDOCKER_TOKEN: an option shows in every user's ps.")
     var tokenOption: String?
 
     /// `--token`, else `$BDOCKER_TOKEN`, else nil (the token file).
@@ -31,14 +31,14 @@ struct UserOptions: ParsableArguments {
         let client = try connection.client(settings: settings)
         if let token { return (client, token) }
         let env = ProcessInfo.processInfo.environment
-        guard let job = env["JOB_ID"], !job.isEmpty else {
-            throw .unauthorized("no token: pass --token, or run inside a job (JOB_ID is not set)")
+        guard let job = TokenFile.job(fromEnvironment: env) else {
+            throw .unauthorized("no token: pass --token, or run inside a job (neither JOB_ID nor SLURM_JOB_ID is set)")
         }
         guard let home = env["HOME"] ?? PasswdEntry.lookup(uid: Int(getuid()))?.home else {
             throw .unauthorized("no token: HOME is not set; pass --token")
         }
         let path = TokenFile.path(home: home, clientFile: settings?.credentials.tokenClientFile ?? ".bdocker_token",
-                                  jobID: job, taskID: TokenFile.taskID(fromEnvironment: env["SGE_TASK_ID"]))
+                                  jobID: job.id, taskID: job.task)
         return (client, try TokenFile.read(path: path))
     }
 }
@@ -376,6 +376,27 @@ struct Kill: AsyncParsableCommand {
                 print(container)
             }
             if failed { Foundation.exit(1) }
+        }
+    }
+}
+
+/// `bdocker join`: Slurm's TaskProlog puts each task into the job's cgroup, so the job's own
+/// processes are accounted apart from its containers (SGE's prolog does it by the shepherd's pid).
+struct Join: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put a process of the job into the job's cgroup (run by Slurm's TaskProlog).",
+        discussion: "The process must be the job user's and in no bdocker job's cgroup yet.")
+    @OptionGroup var options: UserOptions
+    @Option(name: .long, help: "The process (default: $SLURM_TASK_PID).") var pid: Int?
+
+    func run() async {
+        await guarded {
+            guard let pid = pid ?? ProcessInfo.processInfo.environment["SLURM_TASK_PID"].flatMap({ Int($0) }) else {
+                throw BDockerError.invalidInput("no process: pass --pid or set SLURM_TASK_PID")
+            }
+            let (client, token) = try options.resolve()
+            let reply: String = try await client.call(.PUT, "/join", body: JoinRequest(token: token, pid: pid))
+            print(reply)
         }
     }
 }
