@@ -43,6 +43,8 @@ public actor AccountingLedger {
 
     /// Most records committed as one batch, so one huge burst does not hold every reply back.
     static let batchLimit = 1_000
+    /// How long committed lines wait to be appended together (the file trails the store by this).
+    static let appendDelay: Duration = .milliseconds(4)
     /// How long a failing file waits before it is tried again with no new record to prompt it.
     static let retryDelay: Duration = .seconds(2)
 
@@ -173,6 +175,10 @@ public actor AccountingLedger {
 
     private func appendCommitted() async {
         repeat {
+            // Let a few more commits arrive first: one write and one fdatasync then carry them
+            // all, so a steady trickle of records does not cost the disk a second sync each.
+            // (Skipped once closing: the task is cancelled, and the sleep returns at once.)
+            try? await Task.sleep(for: Self.appendDelay)
             appendAgain = false
             guard let current = file else { break }
             let (updated, fault) = await offload(fileQueue) { () -> (AccountingFile, BDockerError?) in
