@@ -6,7 +6,8 @@ import Foundation
 /// `run`'s signal proxy, as docker's `--sig-proxy`: the signals a user or the batch system
 /// sends to an attached `bdocker run` (Ctrl-C, qdel's TERM) go to the container, whose exit
 /// then ends the run with its own exit code. Before the container exists a signal ends the
-/// client as it normally would.
+/// client as it normally would. With `forwarding` off (`--sig-proxy=false` on a raw terminal)
+/// every signal ends the client as it normally would, only after the terminal is restored.
 final class SignalProxy: @unchecked Sendable {
     // @unchecked: `container` is only touched under `lock`; the sources live as long as the proxy.
     static let forwarded: [(Int32, String)] = [(SIGINT, "INT"), (SIGTERM, "TERM"), (SIGHUP, "HUP"), (SIGQUIT, "QUIT"),
@@ -15,13 +16,15 @@ final class SignalProxy: @unchecked Sendable {
     private var container: String?
     private var sources: [DispatchSourceSignal] = []
 
-    init(client: DaemonClient, token: String) {
+    init(client: DaemonClient, token: String, forwarding: Bool = true) {
         for (number, name) in Self.forwarded {
             signal(number, SIG_IGN)  // the source receives it instead of the default action
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [weak self] in
-                guard let id = self?.containerID else {
-                    // No container yet: die of the signal, as without the proxy.
+                guard forwarding, let id = self?.containerID else {
+                    // No container yet: die of the signal, as without the proxy (a raw
+                    // terminal put back first: nothing else would).
+                    RawTerminal.restore()
                     signal(number, SIG_DFL)
                     raise(number)
                     return
