@@ -25,9 +25,7 @@ final class SignalProxy: @unchecked Sendable {
                     // No container yet: die of the signal, as without the proxy (a raw
                     // terminal put back first: nothing else would).
                     RawTerminal.restore()
-                    signal(number, SIG_DFL)
-                    raise(number)
-                    return
+                    Self.die(of: number)
                 }
                 Task {
                     do {
@@ -40,6 +38,19 @@ final class SignalProxy: @unchecked Sendable {
             source.resume()
             sources.append(source)
         }
+    }
+
+    /// Ends the process by `number`'s default action. libdispatch receives signals with them
+    /// blocked, so this thread unblocks it before raising it; should it still be alive, it
+    /// exits as a shell reports a death by that signal.
+    static func die(of number: Int32) -> Never {
+        signal(number, SIG_DFL)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, number)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        raise(number)
+        _exit(128 + number)
     }
 
     private var containerID: String? {

@@ -90,6 +90,41 @@ extension RunOptionsTests {
         }
     }
 
+    @Test func aRawTerminalFollowsTheWindowAndIsRestoredWhenASignalEndsTheRun() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser()
+            let job = try await node.configure(user)
+            // The container reports its terminal's size once it changes, and exits 7 on TERM.
+            // (The size at start is set just after the container starts, as docker's client
+            // does with this API version: the container waits a moment before reading it.)
+            let watch = #"trap 'echo got-term; exit 7' TERM; sleep 1; stty size; "#
+                + #"while [ "$(stty size)" = "33 91" ]; do sleep 0.2; done; echo resized:$(stty size); while :; do sleep 0.2; done"#
+            func script(_ options: String) -> String {
+                // Without job control a background job still shares the terminal's foreground
+                // group, so it gets SIGWINCH; its stdin must be named, or sh gives it /dev/null.
+                "stty cols 91 rows 33; stty -g; \(Repo.binDir)/bdocker run -H \(node.server.endpoint) \(options) -it \(node.image) "
+                    + "sh -c '\(watch.replacingOccurrences(of: "'", with: #"'\''"#))' </dev/tty & pid=$!; "
+                    + "sleep 4; stty cols 50 rows 20; sleep 2; kill -TERM $pid; wait $pid; echo status=$?; stty -g"
+            }
+            for (options, status) in [("--rm", "status=7"), ("--sig-proxy=false", "status=143")] {
+                let r = try await runCommand("/usr/bin/setpriv",
+                                             ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--",
+                                              "/usr/bin/script", "-qec", script(options), "/dev/null"],
+                                             environment: ["JOB_ID": job, "HOME": user.home, "PATH": "/usr/bin:/bin"],
+                                             directory: user.home)
+                let lines = r.stdout.components(separatedBy: "\r\n").flatMap { $0.components(separatedBy: "\n") }
+                    .map { $0.trimmingCharacters(in: .whitespaces) }
+                // (script turns its own stdin's end into a NUL, which the container's terminal echoes as ^@.)
+                #expect(lines.contains { $0.hasSuffix("33 91") } && lines.contains("resized:20 50"), "\(options): \(r.stdout.debugDescription)")
+                #expect(lines.contains(status), "\(options): \(r.stdout.debugDescription) \(r.stderr)")
+                // Forwarded, TERM reaches the container; not forwarded, the client dies of it.
+                #expect(lines.contains("got-term") == (status == "status=7"), "\(options): \(r.stdout.debugDescription)")
+                let settings = lines.filter { $0.split(separator: ":").count > 30 }
+                #expect(settings.count == 2 && settings.first == settings.last, "\(options): \(settings)")
+            }
+        }
+    }
+
     @Test func aSilentStdinOutlastsTheIdleTimeout() async throws {
         // The body of an attached run is the user's stdin: silent for longer than the
         // daemon's idle timeout, the connection must stay.
