@@ -73,9 +73,15 @@ extension Request {
         } catch {
             throw .invalidInput("request body is larger than \(maxBodyBytes) bytes")
         }
-        guard buffer.readableBytes > 0 else { throw .invalidInput("request body is empty; a JSON object is expected") }
+        return try Self.decodeJSON(T.self, from: Data(buffer: buffer))
+    }
+
+    /// Decodes a request's JSON (a whole body, or a framed body's request frame) into `T`,
+    /// turning every failure into a 400 that says what is wrong.
+    static func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data) throws(BDockerError) -> T {
+        guard !data.isEmpty else { throw .invalidInput("request body is empty; a JSON object is expected") }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+            return try JSONDecoder().decode(T.self, from: data)
         } catch let error as BDockerError {
             throw error  // a type that validates while it decodes says itself what is wrong
         } catch let DecodingError.keyNotFound(key, context) {

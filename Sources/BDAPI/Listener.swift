@@ -11,9 +11,12 @@ import ServiceLifecycle
 public struct BDContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let caller: Caller
+    /// The connection, for the one route that holds it open (`PeerDirectory.hold`).
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        channel = source.channel
         // A connection the guard never saw (none should exist) gets the least privilege.
         caller = PeerDirectory.shared.caller(of: source.channel) ?? .network
     }
@@ -112,6 +115,29 @@ final class PeerDirectory: @unchecked Sendable {
     private let lock = NSLock()
     private var callers: [ObjectIdentifier: (caller: Caller, key: CountKey)] = [:]
     private var counts: [CountKey: Int] = [:]
+    /// Connections an attached run holds open (see `PeerGuard.close`).
+    private var held: Set<ObjectIdentifier> = []
+
+    /// Keeps the connection from being closed as idle while its request body, an attached
+    /// run's stdin, stays silent; only for a caller whose token was checked.
+    func hold(_ channel: any Channel) {
+        lock.lock()
+        defer { lock.unlock() }
+        // Only a connection the guard admitted (and will forget when it closes) is held.
+        if callers[ObjectIdentifier(channel)] != nil { held.insert(ObjectIdentifier(channel)) }
+    }
+
+    func releaseHold(_ channel: any Channel) {
+        lock.lock()
+        defer { lock.unlock() }
+        held.remove(ObjectIdentifier(channel))
+    }
+
+    func isHeld(_ channel: any Channel) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return held.contains(ObjectIdentifier(channel))
+    }
 
     /// Records the connection unless its user already holds `limit` on `scope`; false means refused.
     func admit(_ channel: any Channel, as caller: Caller, limit: Int, scope: Scope) -> Bool {
@@ -127,6 +153,7 @@ final class PeerDirectory: @unchecked Sendable {
     func release(_ channel: any Channel) {
         lock.lock()
         defer { lock.unlock() }
+        held.remove(ObjectIdentifier(channel))
         guard let entry = callers.removeValue(forKey: ObjectIdentifier(channel)) else { return }
         counts[entry.key, default: 1] -= 1
         if counts[entry.key] == 0 { counts[entry.key] = nil }
@@ -150,9 +177,10 @@ final class PeerDirectory: @unchecked Sendable {
 /// First handler of every connection: asks the kernel who the peer is (SO_PEERCRED on the
 /// unix socket), refuses a user's connection beyond the per-user limit, and forgets the
 /// connection when it closes.
-final class PeerGuard: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+final class PeerGuard: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
     // @unchecked: used only on its channel's event loop.
     typealias InboundIn = Any
+    typealias OutboundIn = Any
 
     /// `struct ucred` (pid, uid, gid), declared here because Glibc hides it behind _GNU_SOURCE.
     struct PeerCredentials: Sendable {
@@ -189,6 +217,18 @@ final class PeerGuard: ChannelInboundHandler, RemovableChannelHandler, @unchecke
 
     func handlerRemoved(context: ChannelHandlerContext) {
         forget()
+    }
+
+    /// Hummingbird closes a connection whose request has been silent for `idle_timeout`, body
+    /// included, with a close that has no promise. An attached run's body is the user's stdin
+    /// and may rightly stay silent for hours, so while the run holds its connection (its token
+    /// checked, `PeerDirectory.hold`) that close is dropped; the hold ends before the reply
+    /// does, and the idle rule applies again from there. Every other close passes.
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode == .all, promise == nil, PeerDirectory.shared.isHeld(context.channel) {
+            return
+        }
+        context.close(mode: mode, promise: promise)
     }
 
     private func admit(_ context: ChannelHandlerContext) {

@@ -63,13 +63,23 @@ public enum Routes {
             }
         }
         router.put("run") { request, context -> Response in
+            // -i and -t: the body is frames carrying stdin and terminal sizes (AttachedRun).
+            if request.headers[.contentType] == StreamFrames.contentType {
+                return try await AttachedRun.framed(request, context, node)
+            }
             var request = request
             let body = try await request.decodeJSON(RunRequest.self)
+            if body.interactive && !body.detach {
+                throw BDockerError.invalidInput("an attached interactive run sends its stdin as frames: Content-Type \(StreamFrames.contentType)")
+            }
             let prepared = try await node.createContainer(body, caller: context.caller)
             let docker = try node.engine()
             if body.detach {
                 try await docker.start(prepared.id)
                 return JSONReply.make(prepared.id, status: .created)
+            }
+            if body.tty {
+                return try AttachedRun.reply(request, context, node, body, id: prepared.id, input: nil)
             }
             // Attach before start so not a byte of output is missed.
             let output = try await docker.attach(prepared.id)

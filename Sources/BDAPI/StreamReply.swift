@@ -47,22 +47,37 @@ enum StreamReply {
         }
     }
 
+    /// - Parameter input: a framed request body (an attached run's stdin) read alongside
+    ///   `produce`, which takes its frames from `input.inbox`. Its hold on the connection ends
+    ///   before the end frame; after that frame the body is read (and dropped) until the
+    ///   client hangs up, or for a few seconds at most.
     static func make<T: Codable & Sendable>(
-        _ request: Request, logger: Logger, caller: Caller? = nil,
+        _ request: Request, logger: Logger, caller: Caller? = nil, input: FramedInput? = nil,
         _ produce: @escaping @Sendable (Sink) async throws(BDockerError) -> T
     ) -> Response {
         Response(status: .ok, headers: [.contentType: StreamFrames.contentType], body: ResponseBody { writer in
             let sink = Sink(writer)
-            let end: ByteBuffer
-            do {
-                end = JSONReply.envelope(try await produce(sink))
-            } catch {
-                // Nobody is left to tell; failing the body closes the connection.
-                if sink.lost { throw error }
-                end = ErrorReply.envelope(for: error, request: request, logger: logger, caller: caller).body
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                if let input { group.addTask { await input.readBody(logger: logger) } }
+                let end: ByteBuffer
+                do {
+                    end = JSONReply.envelope(try await produce(sink))
+                } catch {
+                    input?.close()
+                    // Nobody is left to tell; failing the body closes the connection.
+                    if sink.lost { throw error }
+                    end = ErrorReply.envelope(for: error, request: request, logger: logger, caller: caller).body
+                }
+                input?.close()
+                try await sink.send(.end, end)
+                try await sink.finish()
+                guard input != nil else { return }
+                // The body is Hummingbird's to drain once the reply is done, so its reader ends
+                // here: at once when the client hangs up on the end frame, as bdocker does.
+                group.addTask { try? await Task.sleep(for: .seconds(5)) }
+                _ = try await group.next()
+                group.cancelAll()
             }
-            try await sink.send(.end, end)
-            try await sink.finish()
         })
     }
 }

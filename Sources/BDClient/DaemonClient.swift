@@ -61,6 +61,21 @@ public struct DaemonClient: Sendable {
     /// Sends the request and returns the response with its body still streaming.
     public func send(_ method: HTTPMethod, _ path: String, body: (any Encodable & Sendable)? = nil,
                      query: [String: String] = [:]) async throws(BDockerError) -> HTTPClientResponse {
+        var encoded: HTTPClientRequest.Body?
+        if let body {
+            do {
+                encoded = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
+            } catch {
+                throw .internalFault("cannot encode the request: \(error)")
+            }
+        }
+        return try await send(method, path, body: encoded, contentType: "application/json", query: query)
+    }
+
+    /// Sends a request with `body` as it is (a stream, for an attached run's frames) and
+    /// returns the response with its body still streaming.
+    public func send(_ method: HTTPMethod, _ path: String, body: HTTPClientRequest.Body?, contentType: String,
+                     query: [String: String] = [:]) async throws(BDockerError) -> HTTPClientResponse {
         var url = endpoint + path
         if !query.isEmpty {
             var components = URLComponents()
@@ -70,13 +85,8 @@ public struct DaemonClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = method
         if let body {
-            do {
-                let data = try JSONEncoder().encode(body)
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(data: data))
-            } catch {
-                throw .internalFault("cannot encode the request: \(error)")
-            }
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = body
         }
         do {
             return try await http.execute(request, timeout: timeout)

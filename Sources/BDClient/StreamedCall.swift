@@ -13,6 +13,23 @@ extension DaemonClient {
         as: Results.Type = Results.self, onFrame: (StreamFrameKind, [UInt8]) -> Void
     ) async throws(BDockerError) -> Results {
         let response = try await send(method, path, body: body, query: query)
+        return try await read(response, path, onFrame: onFrame)
+    }
+
+    /// `streamed` with a request body of frames that the caller produces as it goes: an
+    /// attached run's request, stdin and terminal sizes (`StreamFrames`).
+    public func streamed<Results: Codable & Sendable, Frames: AsyncSequence & Sendable>(
+        _ method: HTTPMethod, _ path: String, frames: Frames, as: Results.Type = Results.self,
+        onFrame: (StreamFrameKind, [UInt8]) -> Void
+    ) async throws(BDockerError) -> Results where Frames.Element == [UInt8] {
+        let body = frames.map { ByteBuffer(bytes: $0) }
+        let response = try await send(method, path, body: .stream(body, length: .unknown), contentType: StreamFrames.contentType)
+        return try await read(response, path, onFrame: onFrame)
+    }
+
+    /// Reads a streamed reply (or a plain JSON one: an error before the stream began).
+    func read<Results: Codable & Sendable>(_ response: HTTPClientResponse, _ path: String,
+                                           onFrame: (StreamFrameKind, [UInt8]) -> Void) async throws(BDockerError) -> Results {
         let isStream = response.headers.first(name: "Content-Type") == StreamFrames.contentType
         var reader = StreamFrameReader()
         var plain = Data()
@@ -23,7 +40,13 @@ extension DaemonClient {
                     plain.append(contentsOf: chunk.readableBytesView)
                     continue
                 }
-                for (kind, payload) in try reader.feed(Array(chunk.readableBytesView)) {
+                let frames: [(StreamFrameKind, [UInt8])]
+                do throws(BDockerError) {
+                    frames = try reader.feed(Array(chunk.readableBytesView))
+                } catch {
+                    throw BDockerError.internalFault("the reply from \(endpoint)\(path) is not in bdocker's framing: \(error.message)")
+                }
+                for (kind, payload) in frames {
                     if kind == .end { end = payload } else { onFrame(kind, payload) }
                 }
             }

@@ -24,9 +24,15 @@ public struct RunRequest: Codable, Sendable {
     public var entrypoint: String?
     /// Remove the container when it exits (`--rm`).
     public var autoRemove: Bool
+    /// Keep the container's stdin open (`-i`). Attached, the stdin frames of a framed request
+    /// body feed it and the body's end closes it; detached, it stays open with nobody writing.
+    public var interactive: Bool
+    /// Give the container a terminal (`-t`): its output is then one raw stream, sent as stdout.
+    public var tty: Bool
 
     public init(token: String, imageID: String, script: [String], detach: Bool, workingDir: String?, volumes: [String],
-                env: [String] = [], name: String? = nil, entrypoint: String? = nil, autoRemove: Bool = false) {
+                env: [String] = [], name: String? = nil, entrypoint: String? = nil, autoRemove: Bool = false,
+                interactive: Bool = false, tty: Bool = false) {
         self.token = token
         self.imageID = imageID
         self.script = script
@@ -37,6 +43,8 @@ public struct RunRequest: Codable, Sendable {
         self.name = name
         self.entrypoint = entrypoint
         self.autoRemove = autoRemove
+        self.interactive = interactive
+        self.tty = tty
     }
 
     public init(from decoder: any Decoder) throws {
@@ -51,14 +59,23 @@ public struct RunRequest: Codable, Sendable {
         name = try c.decodeIfPresent(String.self, forKey: .name)
         entrypoint = try c.decodeIfPresent(String.self, forKey: .entrypoint)
         autoRemove = try c.decodeIfPresent(Bool.self, forKey: .autoRemove) ?? false
+        interactive = try c.decodeIfPresent(Bool.self, forKey: .interactive) ?? false
+        tty = try c.decodeIfPresent(Bool.self, forKey: .tty) ?? false
     }
 
     enum CodingKeys: String, CodingKey {
-        case token, script, detach, volumes, env, name, entrypoint
+        case token, script, detach, volumes, env, name, entrypoint, interactive, tty
         case imageID = "image_id"
         case workingDir = "working_dir"
         case autoRemove = "auto_remove"
     }
+}
+
+/// A terminal's size in character cells, as a resize frame of an attached run carries it.
+public struct TerminalSize: Codable, Sendable, Equatable {
+    public var height: Int
+    public var width: Int
+    public init(height: Int, width: Int) { self.height = height; self.width = width }
 }
 
 /// `PUT /stop`, `PUT /start`. `timeoutSeconds` is stop's grace period before SIGKILL.

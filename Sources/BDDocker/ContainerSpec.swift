@@ -1,6 +1,6 @@
 /// What bdocker asks the engine to create for a user's `run`. Only the knobs bdocker sets are
-/// here; the container never gets a TTY or stdin, so its output always arrives multiplexed
-/// (see `OutputDemultiplexer`) and nothing can wait on input.
+/// here. Without `tty` the output arrives multiplexed (see `OutputDemultiplexer`); with it, as
+/// one raw stream. Without `openStdin` the container's stdin is empty.
 public struct ContainerSpec: Sendable, Equatable {
     public var image: String
     /// Replaces the image's CMD; empty keeps it.
@@ -31,12 +31,23 @@ public struct ContainerSpec: Sendable, Equatable {
     public var pidsLimit: Int?
     /// Memory limit in bytes; nil = none.
     public var memoryBytes: Int64?
+    /// A terminal for the container (`-t`).
+    public var tty: Bool
+    /// Keep stdin open (`-i`).
+    public var openStdin: Bool
+    /// The stdin of an attached run: the engine closes it when the attached client closes
+    /// its side, so EOF reaches the container. Off for a detached `-i`, whose stdin stays open.
+    public var stdinOnce: Bool
 
     public init(image: String, cmd: [String] = [], name: String? = nil, workingDir: String? = nil,
                 user: String? = nil, env: [String] = [], binds: [String] = [], labels: [String: String] = [:],
                 cgroupParent: String? = nil, securityOpt: [String] = [], capDrop: [String] = [],
                 networkMode: String? = nil, pidsLimit: Int? = nil, memoryBytes: Int64? = nil,
-                entrypoint: [String]? = nil, autoRemove: Bool = false) {
+                entrypoint: [String]? = nil, autoRemove: Bool = false, tty: Bool = false, openStdin: Bool = false,
+                stdinOnce: Bool = false) {
+        self.tty = tty
+        self.openStdin = openStdin
+        self.stdinOnce = stdinOnce
         self.entrypoint = entrypoint
         self.autoRemove = autoRemove
         self.pidsLimit = pidsLimit
@@ -84,6 +95,7 @@ struct CreateContainerBody: Encodable {
     var labels: [String: String]
     var tty = false
     var openStdin = false
+    var stdinOnce = false
     var attachStdin = false
     var attachStdout = true
     var attachStderr = true
@@ -92,7 +104,7 @@ struct CreateContainerBody: Encodable {
     enum CodingKeys: String, CodingKey {
         case image = "Image", cmd = "Cmd", workingDir = "WorkingDir", user = "User", env = "Env"
         case entrypoint = "Entrypoint"
-        case labels = "Labels", tty = "Tty", openStdin = "OpenStdin", attachStdin = "AttachStdin"
+        case labels = "Labels", tty = "Tty", openStdin = "OpenStdin", stdinOnce = "StdinOnce", attachStdin = "AttachStdin"
         case attachStdout = "AttachStdout", attachStderr = "AttachStderr", hostConfig = "HostConfig"
     }
 
@@ -104,6 +116,10 @@ struct CreateContainerBody: Encodable {
         user = spec.user
         env = spec.env
         labels = spec.labels
+        tty = spec.tty
+        openStdin = spec.openStdin
+        stdinOnce = spec.stdinOnce
+        attachStdin = spec.stdinOnce
         hostConfig = HostConfig(binds: spec.binds, cgroupParent: spec.cgroupParent, securityOpt: spec.securityOpt,
                                 capDrop: spec.capDrop, networkMode: spec.networkMode, pidsLimit: spec.pidsLimit,
                                 memory: spec.memoryBytes, autoRemove: spec.autoRemove)

@@ -12,6 +12,14 @@ struct EngineEndpoint: Sendable, Equatable {
     /// dockerd rejects a request without a Host header, and AsyncHTTPClient sends none when
     /// it talks to a unix socket, so those requests carry this one.
     let hostHeader: String?
+    /// Where a raw connection goes (the hijacked attach, which AsyncHTTPClient cannot make);
+    /// nil for https, which would need TLS that the raw client does not speak.
+    let socket: Socket?
+
+    enum Socket: Sendable, Equatable {
+        case unix(path: String)
+        case tcp(host: String, port: Int)
+    }
 
     init(_ baseURL: String) throws(BDockerError) {
         let url = baseURL.trimmingCharacters(in: .whitespaces)
@@ -23,18 +31,26 @@ struct EngineEndpoint: Sendable, Equatable {
             // AsyncHTTPClient takes the socket path as the host, percent-encoded.
             origin = "http+unix://" + DockerEngine.escape(path)
             hostHeader = "docker"
-        } else if let authority = url.dropPrefix("tcp://") {
-            origin = "http://" + (try Self.checkedAuthority(authority, in: url))
+            socket = .unix(path: path)
+        } else if let authority = url.dropPrefix("tcp://") ?? url.dropPrefix("http://") {
+            let checked = try Self.checkedAuthority(authority, in: url)
+            origin = "http://" + checked
             hostHeader = nil
-        } else if let authority = url.dropPrefix("http://") {
-            origin = "http://" + (try Self.checkedAuthority(authority, in: url))
-            hostHeader = nil
+            socket = Self.tcpSocket(checked)
         } else if let authority = url.dropPrefix("https://") {
             origin = "https://" + (try Self.checkedAuthority(authority, in: url))
             hostHeader = nil
+            socket = nil
         } else {
             throw .invalidInput("Docker base URL \(url): use unix:///path/to/docker.sock, tcp://host:port or http://host:port")
         }
+    }
+
+    /// A checked `host[:port]` as an address; the engine's plain-HTTP port when none is given.
+    private static func tcpSocket(_ hostPort: String) -> Socket? {
+        guard let parsed = URLComponents(string: "http://" + hostPort), var host = parsed.host else { return nil }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return .tcp(host: host, port: parsed.port ?? 2375)
     }
 
     /// `host[:port]` with at most a trailing slash: the engine's API paths are fixed, so a

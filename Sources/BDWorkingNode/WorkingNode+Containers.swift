@@ -163,7 +163,10 @@ extension WorkingNode {
             entrypoint: request.entrypoint.map { [$0] },
             // Attached runs are removed by the daemon after their exit code is read (the
             // engine's own removal would race that read); detached ones by the engine.
-            autoRemove: request.autoRemove && request.detach)
+            autoRemove: request.autoRemove && request.detach,
+            // Attached, stdin closes when the client's does (EOF reaches the container);
+            // detached (`-d -i`), it stays open as docker keeps it.
+            tty: request.tty, openStdin: request.interactive, stdinOnce: request.interactive && !request.detach)
         let docker: DockerEngine
         let id: String
         do {

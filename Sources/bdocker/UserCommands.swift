@@ -99,7 +99,7 @@ func writeOut(_ kind: StreamFrameKind, _ payload: [UInt8]) {
     case .stdout: FileHandle.standardOutput.write(Data(payload))
     case .stderr: FileHandle.standardError.write(Data(payload))
     case .progress: FileHandle.standardOutput.write(Data((String(decoding: payload, as: UTF8.self) + "\n").utf8))
-    case .end, .container: break
+    case .end, .container, .stdin, .resize, .request: break
     }
 }
 
@@ -143,6 +143,10 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .customLong("rm"), help: "Remove the container when it exits.") var autoRemove = false
     @Option(name: .customLong("sig-proxy"), help: "Forward the signals bdocker receives (Ctrl-C, TERM, HUP, ...) to the attached container (true|false).")
     var sigProxy = true
+    @Flag(name: .shortAndLong, help: "Keep stdin open: attached, bdocker's stdin goes to the container until its EOF.")
+    var interactive = false
+    @Flag(name: .shortAndLong, help: "Give the container a terminal; with -i on a terminal, yours is in raw mode while attached.")
+    var tty = false
     @Argument(help: "The image.") var image: String
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.") var command: [String] = []
 
@@ -155,6 +159,11 @@ struct Run: AsyncParsableCommand {
     }
 
     func runContainer() async throws {
+        // As docker: -it needs a terminal to read from, checked before anything is created,
+        // and refused as docker's own client refuses it (status 1, not 125).
+        if interactive && tty && !detach && isatty(STDIN_FILENO) == 0 {
+            CommandLineExit.fail("the input device is not a TTY", code: 1)
+        }
         do {
             let (client, token) = try options.resolve()
             let home = ProcessInfo.processInfo.environment["HOME"] ?? "/"
@@ -169,17 +178,36 @@ struct Run: AsyncParsableCommand {
                                                              clientEnvironment: ProcessInfo.processInfo.environment)
             let request = RunRequest(token: token, imageID: image, script: command, detach: detach, workingDir: workdir,
                                      volumes: volumes, env: environment, name: name, entrypoint: entrypoint,
-                                     autoRemove: autoRemove)
+                                     autoRemove: autoRemove, interactive: interactive, tty: tty)
             if detach {
                 let id: String = try await client.call(.PUT, "/run", body: request)
                 print(id)
                 return
             }
-            let proxy = sigProxy ? SignalProxy(client: client, token: token) : nil
-            let result: RunResult = try await client.streamed(.PUT, "/run", body: request) { kind, payload in
-                if kind == .container { proxy?.forward(to: String(decoding: payload, as: UTF8.self)) }
-                writeOut(kind, payload)
+            let onFrame = { (proxy: SignalProxy?) in
+                { (kind: StreamFrameKind, payload: [UInt8]) in
+                    if kind == .container { proxy?.forward(to: String(decoding: payload, as: UTF8.self)) }
+                    writeOut(kind, payload)
+                }
             }
+            guard interactive || tty else {
+                let proxy = sigProxy ? SignalProxy(client: client, token: token) : nil
+                let result: RunResult = try await client.streamed(.PUT, "/run", body: request, onFrame: onFrame(proxy))
+                Foundation.exit(Int32(truncatingIfNeeded: result.exitCode))
+            }
+            // -i or -t: the body carries stdin and the window's size as frames.
+            let window = tty ? [STDOUT_FILENO, STDIN_FILENO].first { isatty($0) == 1 } : nil
+            let frames = try AttachFrames(request: request, readStdin: interactive, terminal: window)
+            let raw = tty && interactive && RawTerminal.enable(STDIN_FILENO)
+            let proxy = sigProxy || raw ? SignalProxy(client: client, token: token, forwarding: sigProxy) : nil
+            let result: RunResult
+            do {
+                result = try await client.streamed(.PUT, "/run", frames: frames, onFrame: onFrame(proxy))
+            } catch {
+                RawTerminal.restore()
+                throw error
+            }
+            RawTerminal.restore()
             Foundation.exit(Int32(truncatingIfNeeded: result.exitCode))
         }
     }

@@ -149,8 +149,10 @@ public struct CommandResult: Sendable {
 
 /// Runs an executable on a thread of its own (never blocking the concurrency pool, which the
 /// in-process daemon needs to answer the command) and captures its output.
+/// `input`, when given, is the child's stdin (written on a thread of its own, then closed);
+/// otherwise stdin is /dev/null.
 public func runCommand(_ path: String, _ arguments: [String], environment: [String: String]? = nil,
-                directory: String? = nil) async throws -> CommandResult {
+                directory: String? = nil, input: Data? = nil) async throws -> CommandResult {
     let process = Process()
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     process.executableURL = URL(fileURLWithPath: path)
@@ -159,8 +161,17 @@ public func runCommand(_ path: String, _ arguments: [String], environment: [Stri
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
-    process.standardInput = FileHandle.nullDevice
+    let stdin = input.map { _ in Pipe() }
+    process.standardInput = stdin ?? FileHandle.nullDevice
     try process.run()
+    if let stdin, let input {
+        Thread {
+            // A child that exits without reading it all makes the write fail: that is its business.
+            signal(SIGPIPE, SIG_IGN)
+            try? stdin.fileHandleForWriting.write(contentsOf: input)
+            try? stdin.fileHandleForWriting.close()
+        }.start()
+    }
     return await withCheckedContinuation { continuation in
         Thread {
             // Read both pipes before waiting so a chatty child cannot block on a full pipe.

@@ -40,12 +40,13 @@ struct ContainerCommandTests {
         }
 
     /// Runs `bdocker ARGS` as the user inside the job, from the user's HOME.
-        func bdocker(_ user: PasswdEntry, _ job: String, _ args: [String]) async throws -> CommandResult {
+        func bdocker(_ user: PasswdEntry, _ job: String, _ args: [String], input: Data? = nil) async throws -> CommandResult {
         try await runCommand("/usr/bin/setpriv",
                        ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--", Repo.binDir + "/bdocker"]
                         // Options before the image: everything after it is the container's command.
                         + [args[0], "-H", server.endpoint] + args.dropFirst(),
-                       environment: ["JOB_ID": job, "HOME": user.home, "PATH": "/usr/bin:/bin"], directory: user.home)
+                       environment: ["JOB_ID": job, "HOME": user.home, "PATH": "/usr/bin:/bin"], directory: user.home,
+                       input: input)
     }
 
     /// A fresh directory in the user's HOME, owned by the user, removed at the end.
@@ -60,14 +61,16 @@ struct ContainerCommandTests {
 
     /// Runs `body` against a fresh daemon, then cleans every job it configured and stops.
     /// `extra` replaces text of the sample configuration, as `TestConfig` does.
-    func withNode(replacing extra: [String: String] = [:], _ body: (Node) async throws -> Void) async throws {
+    func withNode(replacing extra: [String: String] = [:], idleTimeout: Duration = .seconds(30),
+                  _ body: (Node) async throws -> Void) async throws {
         try #require(geteuid() == 0, "these tests run as root")
         let env = TestEnvironment.load()
         let config = try TestConfig(replacing: extra.merging(["base_url = unix:///var/run/docker.sock":
             "base_url = \(env["BDOCKER_TEST_DOCKER_URL"] ?? "unix:///run/bdocker-test/docker.sock")"]) { $1 })
         let daemon = try Daemon(settings: config.settings, logger: Logger(label: "test"))
         let node = Node(config: config, image: env["BDOCKER_TEST_IMAGE"] ?? "127.0.0.1:5055/busybox:latest",
-                        server: try await RunningDaemon.start(router: try daemon.router(), socket: config.socketPath))
+                        server: try await RunningDaemon.start(router: try daemon.router(), socket: config.socketPath,
+                                                              idleTimeout: idleTimeout))
         var failure: (any Error)?
         do { try await body(node) } catch { failure = error }
         for (user, job) in node.jobs {

@@ -1,4 +1,5 @@
 import BDAPI
+import BDDocker
 import BDClient
 import BDCore
 import BDTestSupport
@@ -124,6 +125,43 @@ struct SecurityTests {
             #expect(stat("\(dir)/copied", &st) == 0)
             #expect(Int(st.st_uid) == user.uid && Int(st.st_gid) == user.gid)
             #expect(st.st_mode & (S_ISUID | S_ISGID | S_ISVTX) == 0, "mode \(String(st.st_mode, radix: 8))")
+        }
+    }
+
+    @Test func anotherUsersTokenCannotAttach() async throws {
+        try await ContainerCommandTests().withNode { node in
+            let ann = try testUser(0), bob = try testUser(1)
+            let job = try await node.configure(ann)
+            let token = try String(contentsOfFile: "\(ann.home)/.bdocker_token_\(job)", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            // Bob's client with ann's token: refused before anything is created or attached.
+            let r = try await runCommand("/usr/bin/setpriv", ["--reuid=\(bob.uid)", "--regid=\(bob.gid)", "--init-groups", "--",
+                                                              Repo.binDir + "/bdocker", "run", "-H", node.server.endpoint, "-i",
+                                                              node.image, "cat"],
+                                         environment: ["BDOCKER_TOKEN": token, "PATH": "/usr/bin:/bin", "HOME": bob.home],
+                                         input: Data("secret input\n".utf8))
+            #expect(r.status == 125 && r.stderr.contains("not valid for uid \(bob.uid)") && r.stdout.isEmpty, "\(r.status) \(r.stderr)")
+            // The same by hand: a framed body whose request frame carries ann's token, and one
+            // that sends stdin before any request.
+            let dir = TempDir("bdocker-attach")
+            chmod(dir.path, 0o755)
+            let request = try JSONEncoder().encode(RunRequest(token: token, imageID: node.image, script: ["cat"], detach: false,
+                                                              workingDir: nil, volumes: [], interactive: true))
+            let framed = dir.file("framed")
+            try Data(StreamFrames.encode(.request, Array(request)) + StreamFrames.encode(.stdin, Array("x\n".utf8))).write(to: URL(fileURLWithPath: framed))
+            let stdinFirst = dir.file("stdin-first")
+            try Data(StreamFrames.encode(.stdin, Array("x\n".utf8))).write(to: URL(fileURLWithPath: stdinFirst))
+            chmod(framed, 0o644)
+            chmod(stdinFirst, 0o644)
+            for (file, expected) in [(framed, "\"status_code\":401"), (stdinFirst, "\"status_code\":400")] {
+                let raw = try await Self.asUser(bob, """
+                    curl -s --unix-socket \(node.config.socketPath) -X PUT -H 'Content-Type: \(StreamFrames.contentType)' \
+                      --data-binary @\(file) http://bdockerd/run
+                    """)
+                #expect(raw.stdout.contains(expected), "\(file): \(raw.stdout) \(raw.stderr)")
+            }
+            let engine = try await TestEngine.connect().0
+            #expect(try await engine.list(all: true, labelFilter: ["bdocker.job": job]).isEmpty, "a container was created for ann's job")
         }
     }
 
