@@ -26,8 +26,10 @@ public actor AccountingLedger {
     private let logger: Logger
     /// Submissions not yet committed: one request's records (one, or a batch's) and its reply.
     private var waiting: [(records: [SGEAccountingRecord], reply: Reply)] = []
-    /// The task committing submissions, while there are any.
+    /// The task committing queued submissions, while there are any.
     private var committer: Task<Void, Never>?
+    /// Set while a lone request commits its own records (see `submit`).
+    private var committingInline = false
     /// The task appending committed lines to the file, while there are any.
     private var appender: Task<Void, Never>?
     /// Set when records were committed while the appender ran: it goes round once more.
@@ -78,6 +80,10 @@ public actor AccountingLedger {
                 await running.value
                 continue
             }
+            if committingInline {
+                try? await Task.sleep(for: .milliseconds(1))
+                continue
+            }
             guard appender != nil, fileFault == nil else { return fileFault == nil }
             await withCheckedContinuation { attemptWaiters.append($0) }
         }
@@ -100,9 +106,21 @@ public actor AccountingLedger {
             return Array(repeating: .failure(.unavailable("the accounting ledger is shutting down")), count: records.count)
         }
         guard !records.isEmpty else { return [] }
+        // Nobody committing: this request commits its own records right here, without handing
+        // them to a committer task and waiting to be woken (two fewer thread hops for a lone
+        // request). Requests arriving meanwhile queue up and go out together afterwards.
+        if committer == nil && !committingInline {
+            committingInline = true
+            let results = await commit(records)
+            committingInline = false
+            if !waiting.isEmpty && committer == nil {
+                committer = Task { await commitWaiting() }
+            }
+            return results
+        }
         return await withCheckedContinuation { (reply: Reply) in
             waiting.append((records, reply))
-            if committer == nil {
+            if committer == nil && !committingInline {
                 committer = Task { await commitWaiting() }
             }
         }
@@ -113,9 +131,10 @@ public actor AccountingLedger {
     public func close() async {
         closing = true
         appender?.cancel()  // ends a retry's wait; an append under way finishes
-        while committer != nil || appender != nil {
+        while committer != nil || appender != nil || committingInline {
             if let running = committer { await running.value }
             if let running = appender { await running.value }
+            if committingInline { try? await Task.sleep(for: .milliseconds(1)) }
         }
         guard let current = file else { return }
         file = nil
@@ -136,31 +155,35 @@ public actor AccountingLedger {
             }
             let batch = Array(waiting.prefix(taken))
             waiting.removeFirst(taken)
-            let records = batch.flatMap(\.records)
-            let store = self.store
-            let admissions = await offload(commitQueue) { () -> [Result<AccountingStore.Admission, BDockerError>] in
-                do throws(BDockerError) { return try store.admit(records) } catch { return Array(repeating: .failure(error), count: records.count) }
-            }
-            if admissions.contains(where: { (try? $0.get()) == .stored }) {
-                startAppending()
-            }
-            let fault = fileFault
-            let results = zip(records, admissions).map { record, admission in
-                admission.flatMap { admitted -> Result<AccountingReceipt, BDockerError> in
-                    if let fault {
-                        return .failure(.unavailable("the record for \(record.key) is stored, but the accounting file "
-                            + "could not be written (\(fault.message)); it is written when that is fixed; send it again later"))
-                    }
-                    return .success(AccountingReceipt(new: admitted == .stored, record: record.key.description))
-                }
-            }
-            var rest = results[...]
+            var rest = await commit(batch.flatMap(\.records))[...]
             for entry in batch {
                 entry.reply.resume(returning: Array(rest.prefix(entry.records.count)))
                 rest = rest.dropFirst(entry.records.count)
             }
         }
         committer = nil
+    }
+
+    /// One durable commit of the records; the file is told to follow. A record stored while the
+    /// file fails is answered 503 (it is kept, and written when the file takes lines again).
+    private func commit(_ records: [SGEAccountingRecord]) async -> [Result<AccountingReceipt, BDockerError>] {
+        let store = self.store
+        let admissions = await offload(commitQueue) { () -> [Result<AccountingStore.Admission, BDockerError>] in
+            do throws(BDockerError) { return try store.admit(records) } catch { return Array(repeating: .failure(error), count: records.count) }
+        }
+        if admissions.contains(where: { (try? $0.get()) == .stored }) {
+            startAppending()
+        }
+        let fault = fileFault
+        return zip(records, admissions).map { record, admission in
+            admission.flatMap { admitted -> Result<AccountingReceipt, BDockerError> in
+                if let fault {
+                    return .failure(.unavailable("the record for \(record.key) is stored, but the accounting file "
+                        + "could not be written (\(fault.message)); it is written when that is fixed; send it again later"))
+                }
+                return .success(AccountingReceipt(new: admitted == .stored, record: record.key.description))
+            }
+        }
     }
 
     /// Appends what the file lacks, again while more is committed meanwhile; while the file

@@ -14,12 +14,14 @@ public struct SQLiteTokenController: TokenController {
     let adminToken: AdminToken
     /// Sessions of live tokens already looked up: a user call then needs no database read for
     /// its token. This daemon is the only writer of tokens, and forgets a job's sessions when
-    /// it revokes them.
-    let sessions = SessionCache()
+    /// it revokes them. One cache per database pool, shared by every controller on it, so a
+    /// revocation through one is seen by all.
+    let sessions: SessionCache
 
     public init(pool: DatabasePool, adminToken: AdminToken) {
         self.pool = pool
         self.adminToken = adminToken
+        self.sessions = SessionCache.shared(by: pool)
     }
 
     public func verifyAdmin(_ presented: String?) throws(BDockerError) {
@@ -81,6 +83,10 @@ public struct SQLiteTokenController: TokenController {
 /// Token hash → session, for live tokens only. Bounded: past `capacity` it starts again empty
 /// (a lookup then costs one read, as without the cache).
 final class SessionCache: @unchecked Sendable {
+    private static let perPool = PerPool { SessionCache() }
+
+    static func shared(by pool: DatabasePool) -> SessionCache { perPool.value(for: pool) }
+
     private let lock = NSLock()
     private var byHash: [String: UserSession] = [:]
     private var hashesByJob: [Int64: [String]] = [:]

@@ -91,3 +91,30 @@ public struct BDockerDatabase: Sendable {
         return .internalFault("database \(path): \(error)", cause: error)
     }
 }
+
+/// One value per open database pool, shared by everything that uses that pool: in-memory
+/// mirrors of the store (session and container caches) must be invalidated by every writer,
+/// and two daemons' worth of objects on one pool (tests do this) must see one another's
+/// writes. Pools are held weakly; a closed pool's value goes with it.
+public final class PerPool<Value: AnyObject & Sendable>: @unchecked Sendable {
+    private final class Weak {
+        weak var pool: DatabasePool?
+        init(_ pool: DatabasePool) { self.pool = pool }
+    }
+
+    private let lock = NSLock()
+    private var entries: [(pool: Weak, value: Value)] = []
+    private let make: @Sendable () -> Value
+
+    public init(_ make: @escaping @Sendable () -> Value) { self.make = make }
+
+    public func value(for pool: DatabasePool) -> Value {
+        lock.withLock {
+            entries.removeAll { $0.pool.pool == nil }
+            if let found = entries.first(where: { $0.pool.pool === pool }) { return found.value }
+            let value = make()
+            entries.append((Weak(pool), value))
+            return value
+        }
+    }
+}

@@ -492,6 +492,7 @@ extension WorkingNode {
 /// again once it commits, and a lookup that began before that cannot put the job back (the
 /// generation moved on). Removals only make "no container" truer, so they need nothing.
 final class EmptyJobs: @unchecked Sendable {
+    static let perPool = PerPool { EmptyJobs() }
     private let lock = NSLock()
     private var jobs: Set<Int64> = []
     private var additions: UInt64 = 0

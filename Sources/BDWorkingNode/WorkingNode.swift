@@ -39,8 +39,9 @@ public struct WorkingNode: Sendable {
     public let copyLimits: CopyLimits
     /// Looks users up; replaceable so unit tests can describe users that do not exist here.
     let passwd: @Sendable (String) -> PasswdEntry?
-    /// Jobs known to have no live container: `ps` of such a job answers from memory.
-    let emptyJobs = EmptyJobs()
+    /// Jobs known to have no live container: `ps` of such a job answers from memory. Shared by
+    /// every node object on the same database.
+    let emptyJobs: EmptyJobs
 
     public init(database: BDockerDatabase, tokens: any TokenController, docker: DockerEngine?,
                 batch: (controller: any WNController, settings: Settings.Batch)? = nil, outbox: OutboxSender? = nil,
@@ -58,6 +59,7 @@ public struct WorkingNode: Sendable {
         self.copyLimits = copyLimits
         self.logger = logger
         self.passwd = passwd
+        self.emptyJobs = EmptyJobs.perPool.value(for: database.pool)
     }
 
     /// Prepares the job's environment (batch controller: limits, cgroup tree), then creates the
