@@ -55,9 +55,13 @@ bdockerd --config "$demo/accounting.cfg" --check-config
 bdockerd --config "$demo/working.cfg" --check-config
 bdockerd --config "$demo/accounting.cfg" 2>>"$demo/accounting.log" & pids+=($!)
 bdockerd --config "$demo/working.cfg" 2>>"$demo/working.log" & pids+=($!)
-for port in 5001 5000; do
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/status" >/dev/null && break; sleep 0.1; done
-    curl -sf "http://127.0.0.1:$port/status"; echo
+# The accounting daemon listens on TCP; the working node on its unix socket only.
+working_socket=$(sed -n 's/^socket *= *//p' "$demo/working.cfg")
+for target in "http://127.0.0.1:5001/status" "--unix-socket $working_socket http://bdockerd/status"; do
+    # shellcheck disable=SC2086
+    for _ in $(seq 100); do curl -sf $target >/dev/null && break; sleep 0.1; done
+    # shellcheck disable=SC2086
+    curl -sf $target; echo
 done
 
 say "Grid Engine with bdocker's prolog and epilog"
