@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     ],
     targets: [
         // Linux calls the Glibc module hides (O_PATH, pipe2, posix_spawn chdir).
@@ -39,12 +41,18 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Each daemon's metrics: swift-metrics types over a Prometheus registry of its own.
+        .target(name: "BDMetrics", dependencies: [
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // The accounting daemon's data: the SGE record, its store, ledger, file and reader, and
         // the wire types the working node sends it. All `bdocker-acct` needs.
         .target(name: "BDAccounting", dependencies: [
-            "BDCore", "BDStore",
+            "BDCore", "BDStore", "BDMetrics",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         // Batch systems: WNController → CgroupsWNController → SGEWNController, their registry,
         // cgroup v1 files, job limits.
@@ -74,7 +82,7 @@ let package = Package(
         // What a working node does, independent of HTTP: configure/clean, containers, pinned
         // binds, copies through the user's tar, the monitor, usage and the accounting outbox.
         .target(name: "BDWorkingNode", dependencies: [
-            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAccounting", "BDClient", "CBDSystem",
+            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAccounting", "BDClient", "BDMetrics", "CBDSystem",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -88,7 +96,7 @@ let package = Package(
         // HTTP: routes of both roles, the request context and listeners, streaming replies, the
         // one place errors become status codes, and the daemon's wiring.
         .target(name: "BDAPI", dependencies: [
-            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAccounting", "BDWorkingNode",
+            "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDDocker", "BDAccounting", "BDWorkingNode", "BDMetrics",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
@@ -125,10 +133,11 @@ let package = Package(
         ], path: "Tests/BDTestSupport"),
         // Pure tests: no root, no engine, no cgroups; `swift test` runs them anywhere in seconds.
         .testTarget(name: "BDockerUnitTests", dependencies: [
-            "BDTestSupport", "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDAccounting", "BDWorkingNode", "BDDocker", "BDAPI", "BDClient",
+            "BDTestSupport", "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDBatch", "BDAccounting", "BDWorkingNode", "BDDocker", "BDAPI", "BDClient", "BDMetrics",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),

@@ -65,7 +65,11 @@ public struct AccountingServer: Sendable {
 extension Routes {
     /// Routes of the accounting daemon.
     public static func accounting(_ server: AccountingServer) -> Router<BDContext> {
-        let router = base(logger: server.logger, database: server.database, role: "accounting")
+        let ledger = server.ledger, database = server.database
+        let router = base(logger: server.logger, database: database, role: "accounting",
+                          health: HealthEndpoints(metrics: ledger.metrics.exposition,
+                                                  refresh: { await ledger.refreshGauges(database: database) },
+                                                  readiness: { await ledger.readiness(database: database) }))
         router.put("set_accounting") { request, _ -> Response in
             var request = request
             return JSONReply.make(try await server.setAccounting(try await request.decodeJSON(SetAccountingRequest.self)))

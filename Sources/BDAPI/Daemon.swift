@@ -3,6 +3,7 @@ import BDConfig
 import BDCore
 import BDCredentials
 import BDDocker
+import BDMetrics
 import BDStore
 import BDWorkingNode
 import Foundation
@@ -49,15 +50,16 @@ public struct Daemon: Sendable {
         let docker = try DockerEngine(baseURL: settings.docker.baseURL, timeoutSeconds: settings.server.timeout, logger: logger)
         let controller = try BatchRegistry.make(settings: settings, logger: logger)
         let admin = try adminToken()
+        let metrics = NodeMetrics()
         let outbox = OutboxSender(pool: database.pool, endpoint: settings.batch.accountingEndpoint, adminToken: admin.secret,
-                                  timeoutSeconds: settings.server.timeout, logger: logger)
+                                  timeoutSeconds: settings.server.timeout, logger: logger, metrics: metrics)
         return WorkingNode(database: database, tokens: try tokenController(admin: admin), docker: docker,
                            batch: (controller, settings.batch), outbox: outbox,
                            binds: BindStager(root: settings.server.bindStaging, bindRoots: settings.credentials.bindRoots),
                            limits: ContainerLimits(pidsLimit: settings.batch.containerPidsLimit,
                                                    maxContainersPerJob: settings.batch.maxContainersPerJob),
                            copyLimits: CopyLimits(maxBytes: settings.server.maxCopyBytes, timeoutSeconds: settings.server.timeout),
-                           logger: logger)
+                           metrics: metrics, logger: logger)
     }
 
     /// The routes and background services of the configured role.
@@ -100,13 +102,19 @@ public struct Daemon: Sendable {
         let idle = Duration.seconds(settings.server.idleTimeout)
         let cap = settings.server.maxConnectionsPerUser
         let tcp = Listener(.tcp(host: settings.server.host, port: settings.server.port), idleTimeout: idle, maxConnectionsPerUser: cap)
+        var listeners: [Listener]
         switch settings.role {
         case .working:
             let unix = Listener(.unix(path: settings.server.socket), idleTimeout: idle, maxConnectionsPerUser: cap)
-            return settings.server.listenTCP ? [unix, tcp] : [unix]
+            listeners = settings.server.listenTCP ? [unix, tcp] : [unix]
         case .accounting:
-            return [tcp]
+            listeners = [tcp]
         }
+        if let port = settings.server.metricsPort {
+            listeners.append(Listener(.tcp(host: settings.server.metricsHost, port: port), idleTimeout: idle,
+                                      maxConnectionsPerUser: cap, monitoringOnly: true))
+        }
+        return listeners
     }
 
     /// Runs the role until SIGTERM or SIGINT: every listener, the background services, and on
@@ -119,7 +127,8 @@ public struct Daemon: Sendable {
         }
         var apps: [any Service] = []
         for (n, listener) in listeners.enumerated() {
-            apps.append(try listener.application(router: router, services: n == 0 ? services : [], logger: logger) { port in
+            let serving = listener.monitoringOnly ? Routes.monitoringOnly(router, logger: logger) : router
+            apps.append(try listener.application(router: serving, services: n == 0 ? services : [], logger: logger) { port in
                 await onListening(listener, port)
             })
         }

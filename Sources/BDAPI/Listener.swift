@@ -35,11 +35,15 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
     public var idleTimeout: Duration
     /// Open connections one local uid (or all TCP peers together) may hold.
     public var maxConnectionsPerUser: Int
+    /// Serves only `/health`, `/ready` and `/metrics` (`[server] metrics_port`).
+    public var monitoringOnly: Bool
 
-    public init(_ address: Address, idleTimeout: Duration = .seconds(30), maxConnectionsPerUser: Int = 64) {
+    public init(_ address: Address, idleTimeout: Duration = .seconds(30), maxConnectionsPerUser: Int = 64,
+                monitoringOnly: Bool = false) {
         self.address = address
         self.idleTimeout = idleTimeout
         self.maxConnectionsPerUser = maxConnectionsPerUser
+        self.monitoringOnly = monitoringOnly
     }
 
     public var description: String {

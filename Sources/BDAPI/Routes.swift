@@ -9,7 +9,8 @@ import Logging
 public enum Routes {
     /// Routes of the working-node daemon.
     public static func working(_ node: WorkingNode) -> Router<BDContext> {
-        let router = base(logger: node.logger, database: node.database, role: "working")
+        let router = base(logger: node.logger, database: node.database, role: "working",
+                          health: HealthEndpoints(metrics: node.metrics.exposition, refresh: node.refreshGauges, readiness: node.readiness))
         router.post("configuration") { request, context -> Response in
             var request = request
             let body = try await request.decodeJSON(ConfigureRequest.self)
@@ -162,14 +163,16 @@ public enum Routes {
         }
     }
 
-    /// What both roles serve: the error envelope and `GET /status`.
-    static func base(logger: Logger, database: BDockerDatabase, role: String) -> Router<BDContext> {
+    /// What both roles serve: the error envelope, `GET /status`, and for monitoring
+    /// `GET /health`, `GET /ready` and `GET /metrics` (see `HealthEndpoints`).
+    static func base(logger: Logger, database: BDockerDatabase, role: String, health: HealthEndpoints) -> Router<BDContext> {
         let router = Router(context: BDContext.self)
         router.add(middleware: ErrorEnvelopeMiddleware(logger: logger))
         router.get("status") { _, _ -> Response in
             JSONReply.make(StatusResult(role: role, version: BDockerVersion.current, database: database.path,
                                         migrations: database.appliedMigrations))
         }
+        health.add(to: router, role: role)
         return router
     }
 }

@@ -1,4 +1,6 @@
 import BDCore
+import BDMetrics
+import CoreMetrics
 import Foundation
 import Logging
 
@@ -42,10 +44,14 @@ struct AccountingFile: Sendable {
 
     static let header = Array(SGEAccountingRecord.fileHeader.utf8)
 
-    init(path: String, store: AccountingStore, logger: Logger) {
+    /// Times each fdatasync (the metric `bdocker_accounting_file_sync_duration_seconds`).
+    let syncTimer: CoreMetrics.Timer?
+
+    init(path: String, store: AccountingStore, logger: Logger, syncTimer: CoreMetrics.Timer? = nil) {
         self.path = path
         self.store = store
         self.logger = logger
+        self.syncTimer = syncTimer
     }
 
     /// At start: repairs the file (one bdocker cannot vouch for stops the daemon here), then
@@ -260,7 +266,9 @@ struct AccountingFile: Sendable {
 
     /// fdatasync: the data and the new size reach the disk; the modification time may wait.
     private func sync() throws(BDockerError) {
+        let start = ContinuousClock.now
         guard fdatasync(descriptor) == 0 else { throw ioError("syncing") }
+        syncTimer?.record(duration: ContinuousClock.now - start)
     }
 
     private func ioError(_ doing: String) -> BDockerError {

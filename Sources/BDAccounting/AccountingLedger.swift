@@ -1,4 +1,5 @@
 import BDCore
+import BDMetrics
 import BDStore
 import Dispatch
 import Logging
@@ -24,6 +25,10 @@ public actor AccountingLedger {
     private var file: AccountingFile?
     private let store: AccountingStore
     private let logger: Logger
+    /// `[batch] bdocker_accounting`.
+    public nonisolated let filePath: String
+    /// What the ledger counts (`GET /metrics` renders `metrics.exposition`).
+    public nonisolated let metrics: AccountingMetrics
     /// Submissions not yet committed: one request's records (one, or a batch's) and its reply.
     private var waiting: [(records: [SGEAccountingRecord], reply: Reply)] = []
     /// The task committing queued submissions, while there are any.
@@ -56,7 +61,8 @@ public actor AccountingLedger {
     /// Opens the file and repairs it (see `AccountingFile.repair`) before any request is taken;
     /// a file it cannot vouch for stops the daemon here, with the reason. A file it cannot
     /// append to (a full disk) does not: the daemon starts, answers 503 and retries the file.
-    public init(database: BDockerDatabase, filePath: String, logger: Logger) throws(BDockerError) {
+    public init(database: BDockerDatabase, filePath: String, logger: Logger,
+                metrics: AccountingMetrics = AccountingMetrics()) throws(BDockerError) {
         let store = AccountingStore(pool: database.pool)
         // Checkpoint the WAL every ~40 MB instead of SQLite's ~4 MB: each checkpoint writes and
         // syncs the database file inside some request's commit, and a record touches a dozen
@@ -66,12 +72,14 @@ public actor AccountingLedger {
         } catch {
             throw .internalFault("setting up the accounting store failed", cause: error)
         }
-        var file = AccountingFile(path: filePath, store: store, logger: logger)
+        var file = AccountingFile(path: filePath, store: store, logger: logger, syncTimer: metrics.fileSyncSeconds)
         // Repairs first (a new file starts dirty), then writes what a crash left unwritten.
         let fault = try file.start()
         self.file = file
         self.store = store
         self.logger = logger
+        self.metrics = metrics
+        self.filePath = filePath
         self.fileFault = fault
         if fault != nil {
             Task { await self.startAppending() }
@@ -117,6 +125,8 @@ public actor AccountingLedger {
             return Array(repeating: .failure(.unavailable("the accounting ledger is shutting down")), count: records.count)
         }
         guard !records.isEmpty else { return [] }
+        let arrived = ContinuousClock.now
+        defer { metrics.ingestSeconds.record(duration: ContinuousClock.now - arrived) }
         // Nobody committing: this request commits its own records right here, without handing
         // them to a committer task and waiting to be woken (two fewer thread hops for a lone
         // request). Requests arriving meanwhile queue up and go out together afterwards.
@@ -182,9 +192,19 @@ public actor AccountingLedger {
         let admissions = await offload(commitQueue) { () -> [Result<AccountingStore.Admission, BDockerError>] in
             do throws(BDockerError) { return try store.admit(records) } catch { return Array(repeating: .failure(error), count: records.count) }
         }
-        if admissions.contains(where: { (try? $0.get()) == .stored }) {
+        var stored = 0, duplicates = 0
+        for admission in admissions {
+            switch try? admission.get() {
+            case .stored: stored += 1
+            case .alreadyStored: duplicates += 1
+            case nil: break
+            }
+        }
+        if stored > 0 {
+            metrics.recordsStored.increment(by: stored)
             startAppending()
         }
+        if duplicates > 0 { metrics.duplicates.increment(by: duplicates) }
         let fault = fileFault
         return zip(records, admissions).map { record, admission in
             admission.flatMap { admitted -> Result<AccountingReceipt, BDockerError> in

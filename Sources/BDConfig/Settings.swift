@@ -1,3 +1,4 @@
+import BDCore
 import Foundation
 import Logging
 
@@ -15,6 +16,12 @@ public struct Settings: Sendable, Equatable {
         public var port: Int = 5000
         public var logLevel: Logger.Level = .info
         public var loggingFile: String?
+        /// Text lines, or one JSON object a line.
+        public var logFormat: LogFormat = .text
+        /// A TCP port serving only `/health`, `/ready` and `/metrics` (nil: none), on
+        /// `metricsHost`: how Prometheus reaches a working node, whose API is a unix socket.
+        public var metricsPort: Int?
+        public var metricsHost: String = "127.0.0.1"
         public var workers: Int = 1
         /// Seconds a client waits for a reply (and the daemon for the Docker engine).
         public var timeout: Int = 500

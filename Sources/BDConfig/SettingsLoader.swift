@@ -1,3 +1,4 @@
+import BDCore
 import Foundation
 import Logging
 
@@ -42,6 +43,18 @@ public enum SettingsLoader {
             server.logLevel = parsed
         },
         .string("logging_file", \.loggingFile),
+        .custom("log_format") { r, key, server throws(ConfigError) in
+            guard let text = try r.string("server", key) else { return }
+            guard let format = LogFormat(rawValue: text.lowercased()) else {
+                throw r.error("server", key, "'\(text)' is not a log format; use text or json")
+            }
+            server.logFormat = format
+        },
+        .custom("metrics_port") { r, key, server throws(ConfigError) in
+            guard let port = try r.int("server", key, in: 0...65535) else { return }
+            server.metricsPort = port == 0 ? nil : port
+        },
+        .string("metrics_host", \.metricsHost),
         .int("workers", \.workers, in: 1...1024),
         .int("timeout", \.timeout, in: 1...86_400),
         // The original's spelling; refused when both are set, so neither silently wins.
@@ -129,6 +142,11 @@ public enum SettingsLoader {
         try r.requireSection("server")
         var server = Settings.Server(database: Settings.Server.defaultDatabase(for: role))
         try r.read("server", serverKeys, into: &server)
+        // The accounting daemon (and a working node with listen_tcp) already holds host:port.
+        if let metrics = server.metricsPort, metrics == server.port, role == .accounting || server.listenTCP {
+            throw r.error("server", "metrics_port", "\(metrics) is also [server] port; the metrics need a port of their own, "
+                + "or none (/metrics is served on [server] port too)")
+        }
 
         try r.requireSection("batch")
         var batch = Settings.Batch(controller: try r.required("batch", "controller"))

@@ -137,3 +137,29 @@ public struct StatusResult: Codable, Sendable {
 public enum BDockerVersion {
     public static let current = "0.1.0"
 }
+
+/// `GET /ready`: whether the daemon can do its work now, check by check. The reply is 200 when
+/// every check passed and 503 otherwise, with the same body.
+public struct ReadinessResult: Codable, Sendable, Equatable {
+    public struct Check: Codable, Sendable, Equatable {
+        /// "database", "docker", "accounting_endpoint", "accounting_file".
+        public var name: String
+        public var ok: Bool
+        /// What was checked, or why it failed.
+        public var detail: String
+
+        public init(name: String, ok: Bool, detail: String) {
+            self.name = name
+            self.ok = ok
+            self.detail = detail
+        }
+    }
+
+    public var ready: Bool
+    public var checks: [Check]
+
+    public init(checks: [Check]) {
+        self.checks = checks
+        self.ready = checks.allSatisfy(\.ok)
+    }
+}

@@ -61,11 +61,12 @@ extension DockerEngine {
         try await call(.GET, "/containers/\(Self.escape(id))/json").decoded(JSONValue.self, what: "inspect")
     }
 
-    /// Containers carrying every label in `labelFilter`; `all` includes stopped ones.
-    public func list(all: Bool, labelFilter: [String: String] = [:]) async throws(BDockerError) -> [ContainerSummary] {
+    /// Containers carrying every label in `labelFilter` (and the label `havingLabel`, whatever
+    /// its value); `all` includes stopped ones.
+    public func list(all: Bool, labelFilter: [String: String] = [:], havingLabel: String? = nil) async throws(BDockerError) -> [ContainerSummary] {
         var query = [("all", all ? "1" : "0")]
-        if !labelFilter.isEmpty {
-            let filters = ["label": labelFilter.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }]
+        if !labelFilter.isEmpty || havingLabel != nil {
+            let filters = ["label": labelFilter.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + (havingLabel.map { [$0] } ?? [])]
             // Encoding a map of strings cannot fail; dropping the filter silently would list other users' containers.
             query.append(("filters", String(decoding: try! JSONEncoder().encode(filters), as: UTF8.self)))
         }

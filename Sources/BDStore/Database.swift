@@ -47,6 +47,20 @@ public struct BDockerDatabase: Sendable {
         }
     }
 
+    /// `GET /ready`'s check: one durable write of the probe row. Nil when it took, else why not
+    /// (a full disk, a read-only filesystem, a locked file past the busy timeout).
+    public func probeWritable() async -> String? {
+        do {
+            try await pool.write { db in
+                try db.execute(sql: "INSERT OR REPLACE INTO readiness_probe (id, probed_at) VALUES (1, ?)",
+                               arguments: [Date().timeIntervalSince1970])
+            }
+            return nil
+        } catch {
+            return "writing to \(path) failed: \(error)"
+        }
+    }
+
     /// Applied and pending migrations of an existing file, without changing it (for
     /// `bdockerd --check-config`). Nil when the file does not exist yet.
     public static func inspect(path: String, role: String, migrationsDir: String?) throws(BDockerError)

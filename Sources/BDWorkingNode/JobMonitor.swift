@@ -1,6 +1,7 @@
 import BDBatch
 import BDConfig
 import BDCore
+import BDMetrics
 import BDStore
 import Foundation
 import GRDB
@@ -16,10 +17,13 @@ public struct JobMonitor: Sendable {
     public let logger: Logger
     /// Stops a job's containers when it is killed (the Docker side lives in another module).
     public let stopContainers: @Sendable (Int64) async -> Void
+    /// Tick durations and kills by reason.
+    public let metrics: NodeMetrics
 
     public init(pool: DatabasePool, controller: any WNController, interval: Duration, logger: Logger,
-                stopContainers: @escaping @Sendable (Int64) async -> Void) {
+                metrics: NodeMetrics = .disabled, stopContainers: @escaping @Sendable (Int64) async -> Void) {
         self.pool = pool
+        self.metrics = metrics
         self.controller = controller
         self.interval = interval
         self.logger = logger
@@ -71,6 +75,8 @@ public struct JobMonitor: Sendable {
 
     @discardableResult
     public func tick(now: Double = Date().timeIntervalSince1970) async throws -> TickReport {
+        let started = ContinuousClock.now
+        defer { metrics.monitorTickSeconds.record(duration: ContinuousClock.now - started) }
         let jobs = try await pool.read { db in
             try Row.fetchAll(db, JobRecord.monitored().select(MonitoredJob.columns)).map(MonitoredJob.init(row:))
         }
@@ -102,25 +108,33 @@ public struct JobMonitor: Sendable {
         report.vanished = vanished.map(\.jobKey)
         for job in vanished { logger.warning("job \(job.jobKey): its cgroup \(job.cgroup ?? "-") vanished; no longer monitored") }
         for (job, reading) in readings {
-            if let reason = Self.quotaExceeded(cpuLimit: job.maxCPUSeconds, memoryLimit: job.maxMemBytes, reading) {
+            if let breach = Self.quotaExceeded(cpuLimit: job.maxCPUSeconds, memoryLimit: job.maxMemBytes, reading) {
                 // A kill is rare: only now the whole row (terminate method, parent pid).
                 guard let full = try await pool.read({ db in try JobRecord.fetchOne(db, key: job.id) }) else { continue }
-                try await kill(full, reason: reason)
+                try await kill(full, reason: breach.message)
+                metrics.jobKilled(breach.kind)
                 report.killed.append(job.jobKey)
             }
         }
         return report
     }
 
-    /// Why the job is over its quota, or nil.
-    static func quotaExceeded(cpuLimit: Double?, memoryLimit: Int64?, _ r: CgroupReading) -> String? {
+    /// A quota the job went past: which kind (a metric label) and the words for the log and
+    /// the job's record.
+    struct Breach: Equatable {
+        var kind: NodeMetrics.KillReason
+        var message: String
+    }
+
+    /// Which quota the job is over, or nil.
+    static func quotaExceeded(cpuLimit: Double?, memoryLimit: Int64?, _ r: CgroupReading) -> Breach? {
         if let limit = cpuLimit {
             let used = Double(r.cpuNanosTree) / 1e9
-            if used >= limit { return String(format: "h_cpu exceeded: %.1f s used, limit %.1f s", used, limit) }
+            if used >= limit { return Breach(kind: .cpu, message: String(format: "h_cpu exceeded: %.1f s used, limit %.1f s", used, limit)) }
         }
         if let limit = memoryLimit {
             let used = max(r.maxMemBytesTree, r.memBytesTree)
-            if used >= limit { return "memory limit exceeded: \(used) bytes used, limit \(limit) bytes" }
+            if used >= limit { return Breach(kind: .memory, message: "memory limit exceeded: \(used) bytes used, limit \(limit) bytes") }
         }
         return nil
     }

@@ -1,6 +1,7 @@
 import BDAccounting
 import BDClient
 import BDCore
+import BDMetrics
 import BDStore
 import Foundation
 import GRDB
@@ -17,11 +18,14 @@ public struct OutboxSender: Sendable {
     let client: DaemonClient?
     let adminToken: String
     let logger: Logger
+    let metrics: NodeMetrics
     /// Wakes the loop early (clean just queued a record).
     let doorbell = Doorbell()
 
-    public init(pool: DatabasePool, endpoint: String?, adminToken: String, timeoutSeconds: Int, logger: Logger) {
+    public init(pool: DatabasePool, endpoint: String?, adminToken: String, timeoutSeconds: Int, logger: Logger,
+                metrics: NodeMetrics = .disabled) {
         self.pool = pool
+        self.metrics = metrics
         self.client = endpoint.map { DaemonClient(endpoint: $0, timeoutSeconds: timeoutSeconds) }
         self.adminToken = adminToken
         self.logger = logger
@@ -93,6 +97,17 @@ public struct OutboxSender: Sendable {
                 try r.update(db)
             }
         }
+        var delivered = 0, rejected = 0, retried = 0
+        for outcome in outcomes {
+            switch outcome {
+            case .success: delivered += 1
+            case .failure(let error) where error.isPermanent: rejected += 1
+            case .failure: retried += 1
+            }
+        }
+        if delivered > 0 { metrics.delivery(.delivered, count: delivered) }
+        if rejected > 0 { metrics.delivery(.rejected, count: rejected) }
+        if retried > 0 { metrics.delivery(.retry, count: retried) }
         for (record, outcome) in zip(due, outcomes) {
             // Named as the batch system names the job ("job 9101.1 on node1 started at ..."),
             // not by the outbox's own row numbers.

@@ -334,7 +334,7 @@ extension WorkingNode {
     /// The node's monitor; a quota kill stops the job's containers through this node's engine.
     public func monitor(interval: Duration) -> JobMonitor? {
         guard let batch else { return nil }
-        return JobMonitor(pool: database.pool, controller: batch.controller, interval: interval, logger: logger) { jobID in
+        return JobMonitor(pool: database.pool, controller: batch.controller, interval: interval, logger: logger, metrics: metrics) { jobID in
             await stopAllContainers(jobID: jobID)
         }
     }

@@ -3,6 +3,7 @@ import BDConfig
 import BDCore
 import BDCredentials
 import BDDocker
+import BDMetrics
 import BDStore
 import Foundation
 import GRDB
@@ -35,6 +36,8 @@ public struct WorkingNode: Sendable {
     public let outbox: OutboxSender?
     /// Where pinned bind sources are mounted for the engine.
     public let binds: BindStager
+    /// What the node counts (`GET /metrics`).
+    public let metrics: NodeMetrics
     public let limits: ContainerLimits
     public let copyLimits: CopyLimits
     /// Looks users up; replaceable so unit tests can describe users that do not exist here.
@@ -47,7 +50,7 @@ public struct WorkingNode: Sendable {
                 batch: (controller: any WNController, settings: Settings.Batch)? = nil, outbox: OutboxSender? = nil,
                 binds: BindStager = BindStager(root: Settings.Server.defaultBindStaging),
                 limits: ContainerLimits = ContainerLimits(), copyLimits: CopyLimits = CopyLimits(),
-                logger: Logger,
+                metrics: NodeMetrics = NodeMetrics(), logger: Logger,
                 passwd: @escaping @Sendable (String) -> PasswdEntry? = { PasswdEntry.lookup(name: $0) }) {
         self.database = database
         self.tokens = tokens
@@ -57,6 +60,7 @@ public struct WorkingNode: Sendable {
         self.binds = binds
         self.limits = limits
         self.copyLimits = copyLimits
+        self.metrics = metrics
         self.logger = logger
         self.passwd = passwd
         self.emptyJobs = EmptyJobs.perPool.value(for: database.pool)
@@ -65,6 +69,12 @@ public struct WorkingNode: Sendable {
     /// Prepares the job's environment (batch controller: limits, cgroup tree), then creates the
     /// job row, its first sample and its user token in one transaction; returns the token.
     public func configure(_ request: ConfigureRequest, caller: Caller) async throws(BDockerError) -> (token: String, job: JobRecord) {
+        try await metrics.counted(metrics.configureSeconds, metrics.configured) { () throws(BDockerError) in
+            try await configureJob(request, caller: caller)
+        }
+    }
+
+    private func configureJob(_ request: ConfigureRequest, caller: Caller) async throws(BDockerError) -> (token: String, job: JobRecord) {
         try AccessPolicy.requireRoot(caller, for: "configure")
         // The passwd lookup may go to LDAP or NIS (NSS): off the cooperative pool.
         let node = self, credentials = request.userCredentials
@@ -119,6 +129,12 @@ public struct WorkingNode: Sendable {
     /// the job cleaned and revokes the token: a crash can neither lose the record nor make it
     /// twice. If anything before that fails the job stays configured, so the epilog can retry.
     public func clean(_ request: CleanRequest, caller: Caller) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
+        try await metrics.counted(metrics.cleanSeconds, metrics.cleaned) { () throws(BDockerError) in
+            try await cleanJob(request, caller: caller)
+        }
+    }
+
+    private func cleanJob(_ request: CleanRequest, caller: Caller) async throws(BDockerError) -> (job: JobRecord, accounted: Bool) {
         try AccessPolicy.requireRoot(caller, for: "clean")
         let session = try await cleanTarget(request)
         let removed = try await removeAllContainers(jobID: session.jobID, jobKey: session.jobKey, user: session.user)

@@ -58,7 +58,7 @@ struct BDockerd: AsyncParsableCommand {
         }
 
         do {
-            try DaemonLogging.bootstrap(level: settings.server.logLevel, file: settings.server.loggingFile)
+            try DaemonLogging.bootstrap(level: settings.server.logLevel, file: settings.server.loggingFile, format: settings.server.logFormat)
         } catch {
             CommandLineExit.fail("\(error)", code: 78)
         }

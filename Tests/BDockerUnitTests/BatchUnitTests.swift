@@ -1,6 +1,7 @@
 import BDBatch
 import BDConfig
 import BDCore
+import BDMetrics
 import BDStore
 import BDTestSupport
 import BDWorkingNode
@@ -133,7 +134,9 @@ struct MonitorUnitTests {
         fake.set(fat.cgroup!, cpuTree: 1, memTree: 5000)
 
         let stopped = StoppedJobs()
-        let monitor = JobMonitor(pool: db.pool, controller: controller, interval: .seconds(1), logger: Logger(label: "test")) {
+        let metrics = NodeMetrics()
+        let monitor = JobMonitor(pool: db.pool, controller: controller, interval: .seconds(1), logger: Logger(label: "test"),
+                                 metrics: metrics) {
             await stopped.add($0)
         }
         let report = try await monitor.tick(now: 1000)
@@ -157,6 +160,11 @@ struct MonitorUnitTests {
         let next = try await monitor.tick(now: 1010)
         #expect(next.sampled == 1 && next.killed.isEmpty)
         _ = gone
+        // The kills by reason and both ticks, as Prometheus reads them.
+        let scraped = try PrometheusText.parse(try #require(metrics.exposition).render())
+        #expect(scraped.value("bdocker_monitor_jobs_killed_total", ["reason": "cpu"]) == 1)
+        #expect(scraped.value("bdocker_monitor_jobs_killed_total", ["reason": "memory"]) == 1)
+        #expect(scraped.value("bdocker_monitor_tick_duration_seconds_count") == 2)
     }
 
     @Test func monitorStateLivesOnlyInTheDatabase() async throws {

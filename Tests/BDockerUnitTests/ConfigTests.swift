@@ -75,6 +75,23 @@ struct ConfigTests {
         #expect(accounting.warnings.isEmpty, "\(accounting.warnings)")
     }
 
+    @Test func logFormatAndMetricsPort() throws {
+        let server = "logging = DEBUG\n"
+        let s = try load(Self.valid.replacingOccurrences(of: server, with: server + "log_format = JSON\nmetrics_port = 9464\nmetrics_host = 0.0.0.0\n"))
+        #expect(s.server.logFormat == .json)
+        #expect(s.server.metricsPort == 9464 && s.server.metricsHost == "0.0.0.0")
+        let defaults = try load(Self.valid)
+        #expect(defaults.server.logFormat == .text && defaults.server.metricsPort == nil)
+        #expect(try load(Self.valid.replacingOccurrences(of: server, with: server + "metrics_port = 0\n")).server.metricsPort == nil)
+        expectError(Self.valid.replacingOccurrences(of: server, with: server + "log_format = yaml\n"),
+                    section: "server", key: "log_format", containing: "'yaml' is not a log format; use text or json")
+        expectError(Self.valid.replacingOccurrences(of: server, with: server + "metrics_port = 70000\n"),
+                    section: "server", key: "metrics_port", containing: "70000")
+        // A working node with listen_tcp already holds [server] port.
+        expectError(Self.valid.replacingOccurrences(of: server, with: server + "listen_tcp = yes\nmetrics_port = 5000\n"),
+                    section: "server", key: "metrics_port", containing: "is also [server] port")
+    }
+
     @Test func missingFileIsNamed() {
         let path = dir.file("nope.cfg")
         #expect(throws: ConfigError(file: path, "configuration file not found")) {
