@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", exact: "2.5.0"),
     ],
     targets: [
         // Linux calls the Glibc module hides (O_PATH, pipe2, posix_spawn chdir).
@@ -95,6 +96,10 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            // The usage report's Basic authentication (bcrypt users file).
+            .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+            .product(name: "HummingbirdBasicAuth", package: "hummingbird-auth"),
+            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
         ]),
         .executableTarget(name: "bdockerd", dependencies: [
             "BDCore", "BDConfig", "BDStore", "BDAPI", "BDCommandLine",
@@ -122,6 +127,7 @@ let package = Package(
             "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDWorkingNode", "BDAPI", "BDClient",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
         ], path: "Tests/BDTestSupport"),
         // Pure tests: no root, no engine, no cgroups; `swift test` runs them anywhere in seconds.
         .testTarget(name: "BDockerUnitTests", dependencies: [
