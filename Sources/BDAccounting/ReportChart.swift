@@ -107,7 +107,7 @@ enum ReportChart {
     struct Frame {
         let days: Int
         let top: Double
-        let width = 720.0, left = 56.0, right = 12.0, plotTop = 12.0, plotHeight = 180.0
+        let width = 720.0, left = 56.0, right = 12.0, plotTop = 24.0, plotHeight = 170.0
         var plotWidth: Double { width - left - right }
         var bottom: Double { plotTop + plotHeight }
         /// Below the plot: date labels, then the legend.
@@ -122,7 +122,7 @@ enum ReportChart {
                 svg += "<line x1=\"\(f(left))\" y1=\"\(f(y))\" x2=\"\(f(width - right))\" y2=\"\(f(y))\" stroke=\"\(step == 0 ? axisColor : gridColor)\"/>"
                 svg += ReportChart.text(x: left - 5, y: y + 4, number(value), anchor: "end", cls: "tick")
             }
-            svg += ReportChart.text(x: 4, y: plotTop - 2, unit, anchor: "start", cls: "tick")
+            svg += ReportChart.text(x: 4, y: 12, unit, anchor: "start", cls: "tick")
             // About eight date labels, whatever the window's length.
             let column = plotWidth / Double(max(days, 1)), every = max(1, (days + 7) / 8)
             for (d, day) in list.enumerated() where d % every == 0 {
