@@ -285,6 +285,26 @@ struct ReportHTTPTests {
         }
     }
 
+    /// `bdockerd --check-config` reads the users file as the daemon does.
+    @Test func checkConfigReadsTheUsersFile() async throws {
+        let socket = try loopbackSocket(listening: false)
+        close(socket.fd)  // a free port for the check's listener test
+        func check(_ users: String) async throws -> CommandResult {
+            let config = try config(usersFile: users)
+            try String(contentsOfFile: config.configPath, encoding: .utf8).replacingOccurrences(of: "port = 5001", with: "port = \(socket.port)")
+                .write(toFile: config.configPath, atomically: false, encoding: .utf8)
+            return try await runCommand(Repo.binDir + "/bdockerd", ["--config", config.configPath, "--check-config"])
+        }
+        let good = try await check(ReportUsersFixture.write(files, [("auditor", "pw"), ("boss", "pw2")]))
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stdout.contains("usage report: /report for 2 users of \(files.file("report_users"))"), "\(good.stdout)")
+        let bad = try await check(files.write("bad_users", "auditor:plain\n", mode: 0o600))
+        #expect(bad.status == 78, "\(bad.stderr)")
+        #expect(bad.stderr.contains("[report] users_file") && bad.stderr.contains("line 1: the password of 'auditor' is not a bcrypt hash"),
+                "\(bad.stderr)")
+        #expect(!bad.stderr.contains("plain"), "the file's secret is not echoed: \(bad.stderr)")
+    }
+
     @Test func theReportSectionIsChecked() throws {
         let base = "[resource]\nrole = accounting\n[server]\n[batch]\ncontroller = SGE\nbdocker_accounting = /x\n"
         let relative = try INIFile(path: "t.cfg", text: base + "[report]\nusers_file = report_users\n")
