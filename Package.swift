@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", exact: "2.5.0"),
     ],
     targets: [
         // Linux calls the Glibc module hides (O_PATH, pipe2, posix_spawn chdir).
@@ -103,6 +104,10 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            // The usage report's Basic authentication (bcrypt users file).
+            .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+            .product(name: "HummingbirdBasicAuth", package: "hummingbird-auth"),
+            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
         ]),
         .executableTarget(name: "bdockerd", dependencies: [
             "BDCore", "BDConfig", "BDStore", "BDAPI", "BDCommandLine",
@@ -130,6 +135,7 @@ let package = Package(
             "BDCore", "BDConfig", "BDStore", "BDCredentials", "BDWorkingNode", "BDAPI", "BDClient",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
         ], path: "Tests/BDTestSupport"),
         // Pure tests: no root, no engine, no cgroups; `swift test` runs them anywhere in seconds.
         .testTarget(name: "BDockerUnitTests", dependencies: [

@@ -41,7 +41,8 @@ RUN_PULL_TAG=runpull
 IMAGE_RECIPE=4
 IMAGE_STAMP=$REGISTRY_DIR/busybox-image.recipe
 TEST_USERS=(bdtest1 bdtest2)
-PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl python3 gridengine-client)
+# chromium and fonts-dejavu-core: the usage report loaded and shot headless (ReportBrowserTests).
+PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl python3 gridengine-client chromium fonts-dejavu-core)
 
 ENV_FILE=$RUN_DIR/env
 STARTED_FILE=$RUN_DIR/started   # lines "<service> <pid>" for services this script started

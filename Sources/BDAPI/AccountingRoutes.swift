@@ -12,12 +12,16 @@ public struct AccountingServer: Sendable {
     public let tokens: any TokenController
     public let ledger: AccountingLedger
     public let logger: Logger
+    /// The usage report, when `[report] users_file` is set.
+    public let report: ReportService?
 
-    public init(database: BDockerDatabase, tokens: any TokenController, ledger: AccountingLedger, logger: Logger) {
+    public init(database: BDockerDatabase, tokens: any TokenController, ledger: AccountingLedger, logger: Logger,
+                report: ReportService? = nil) {
         self.database = database
         self.tokens = tokens
         self.ledger = ledger
         self.logger = logger
+        self.report = report
     }
 
     /// The original form: one SGE accounting line.
@@ -82,6 +86,8 @@ extension Routes {
             var request = request
             return JSONReply.make(try await server.putRecord(try await request.decodeJSON(AccountingRecordRequest.self)))
         }
+        // Off unless configured: without users there is no /report at all (404).
+        if let report = server.report { Routes.report(router, report) }
         return router
     }
 }
@@ -94,6 +100,7 @@ extension Daemon {
             throw settings.error("batch", "bdocker_accounting", "key is missing: the accounting daemon needs the file it appends SGE lines to")
         }
         return AccountingServer(database: database, tokens: try tokenController(),
-                                ledger: try AccountingLedger(database: database, filePath: path, logger: logger), logger: logger)
+                                ledger: try AccountingLedger(database: database, filePath: path, logger: logger), logger: logger,
+                                report: try reportService())
     }
 }

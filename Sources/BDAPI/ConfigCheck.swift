@@ -47,6 +47,7 @@ public enum ConfigCheck {
             try await checkWorkingNode(settings, report: report)
         case .accounting:
             try checkAccountingFile(settings, report: report)
+            try checkReportUsers(settings, report: report)
         }
         try checkListeners(settings, report: report)
     }
@@ -108,6 +109,20 @@ public enum ConfigCheck {
             throw .config("\(settings.error("batch", "bdocker_accounting", "the directory \(dir) of \(path) is not writable"))")
         }
         report("accounting file: \(path)")
+    }
+
+    /// The usage report's users file, as the daemon reads it, when `[report] users_file` is set.
+    static func checkReportUsers(_ settings: Settings, report: (String) -> Void) throws(Failure) {
+        guard let path = settings.report.usersFile else {
+            report("usage report: off ([report] users_file not set)")
+            return
+        }
+        do {
+            let users = try ReportUsers.load(path: path, requireRootOwner: geteuid() == 0)
+            report("usage report: /report for \(users.names.count) user\(users.names.count == 1 ? "" : "s") of \(path)")
+        } catch {
+            throw .config("\(settings.error("report", "users_file", error.message))")
+        }
     }
 
     /// Each listener the daemon would open: the unix socket's directory as the daemon demands

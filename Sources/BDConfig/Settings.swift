@@ -80,6 +80,12 @@ public struct Settings: Sendable, Equatable {
         public var baseURL: String = "unix:///var/run/docker.sock"
     }
 
+    /// The accounting daemon's usage report (`/report`): served only when `usersFile` is set.
+    public struct Report: Sendable, Equatable {
+        /// `name:bcrypt-hash` lines (`htpasswd -B`): who may read the report.
+        public var usersFile: String?
+    }
+
     /// The file these settings came from, so later checks (controller names, paths) can
     /// report errors that name it.
     public var file: String
@@ -88,6 +94,7 @@ public struct Settings: Sendable, Equatable {
     public var batch: Batch
     public var credentials: Credentials
     public var docker: Docker
+    public var report = Report()
     /// Things worth telling the admin that do not stop the daemon (obsolete keys, unknown keys).
     public var warnings: [String] = []
 

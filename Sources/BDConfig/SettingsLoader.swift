@@ -26,6 +26,7 @@ public enum SettingsLoader {
             "batch": Set(batchKeys.map(\.name)),
             "credentials": Set(credentialKeys.map(\.name)).union(["token_store"]),
             "dockerAPI": Set(dockerKeys.map(\.name)),
+            "report": Set(reportKeys.map(\.name)),
         ]
     }
 
@@ -132,6 +133,10 @@ public enum SettingsLoader {
         },
     ]
 
+    static let reportKeys: [Key<Settings.Report>] = [
+        .path("users_file", \.usersFile),
+    ]
+
     public static func settings(from ini: INIFile) throws(ConfigError) -> Settings {
         let r = Reader(ini: ini)
         let roleText = try r.required("resource", "role")
@@ -165,7 +170,13 @@ public enum SettingsLoader {
             try r.read("dockerAPI", dockerKeys, into: &docker)
         }
 
+        var report = Settings.Report()
+        try r.read("report", reportKeys, into: &report)
+
         var warnings: [String] = []
+        if role == .working, ini.hasSection("report") {
+            warnings.append("\(ini.path): [report] is read by the accounting daemon only; a working node ignores it")
+        }
         if let store = ini.entry("credentials", "token_store") {
             let what = store.value.hasSuffix(".yml") || store.value.hasSuffix(".yaml") ? "the YAML token store" : "the token store"
             warnings.append("\(ini.path):\(store.line): [credentials] token_store = \(store.value): "
@@ -187,7 +198,7 @@ public enum SettingsLoader {
         }
 
         return Settings(file: ini.path, role: role, server: server, batch: batch,
-                        credentials: credentials, docker: docker, warnings: warnings.sorted())
+                        credentials: credentials, docker: docker, report: report, warnings: warnings.sorted())
     }
 
     /// Python logging level names, as the original used, plus swift-log's own.

@@ -19,7 +19,7 @@ struct BDockerAcct: AsyncParsableCommand {
             answer the questions qacct answers, with its options (docs/accounting.md has the table).
             """,
         version: BDockerVersion.current,
-        subcommands: [Export.self, Summary.self, Job.self, SQL.self])
+        subcommands: [Export.self, Summary.self, Job.self, SQL.self, Report.self])
 }
 
 /// Where the accounting database is: `--database`, else `[server] database` of `--config`.

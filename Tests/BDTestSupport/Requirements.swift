@@ -43,6 +43,8 @@ public enum Requirement: String, CaseIterable, Sendable, CustomStringConvertible
     case registry
     /// Grid Engine's `qacct` (gridengine-client).
     case qacct
+    /// Debian's `chromium`, run headless to load the usage report.
+    case chromium
 
     public var description: String { rawValue }
 
@@ -60,6 +62,7 @@ public enum Requirement: String, CaseIterable, Sendable, CustomStringConvertible
         case .dockerEngine: "the test Docker engine (BDOCKER_TEST_DOCKER_URL) does not answer"
         case .registry: "the test registry (BDOCKER_TEST_REGISTRY) does not answer or BDOCKER_TEST_PULL_IMAGE/BDOCKER_TEST_RUN_PULL_IMAGE is unset (run tools/test-env.sh up)"
         case .qacct: "\(Qacct.path) (gridengine-client) is not installed"
+        case .chromium: "\(Chromium.path) (Debian's chromium) is not installed"
         }
     }
 
@@ -87,6 +90,8 @@ public enum Requirement: String, CaseIterable, Sendable, CustomStringConvertible
             return Probe.loopbackPortAnswers(port)
         case .qacct:
             return access(Qacct.path, X_OK) == 0
+        case .chromium:
+            return access(Chromium.path, X_OK) == 0
         }
     }
 }
