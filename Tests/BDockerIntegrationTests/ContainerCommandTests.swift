@@ -1,4 +1,5 @@
 import BDAPI
+import BDClient
 import BDCore
 import BDTestSupport
 import Foundation
@@ -302,6 +303,54 @@ struct ContainerCommandTests {
         #expect(!left.stdout.contains(unrecorded), "the unrecorded container was left behind")
         #expect(left.stdout.contains(foreign), "another user's container was removed")
         _ = try? await runCommand("/usr/bin/docker", ["-H", url, "rm", "-f", foreign])
+        }
+    }
+
+    /// `/metrics` and `/ready` of a working node with a real job and container: the counts are
+    /// the job's, no label names the user or the job, and readiness names what is missing.
+    @Test func nodeMetricsAndReadiness() async throws {
+        try await withNode { node in
+            let user = try testUser()
+            let client = DaemonClient(endpoint: node.server.endpoint)
+            func scrape() async throws -> PrometheusText {
+                let (status, data) = try await client.raw(.GET, "/metrics")
+                try #require(status == 200)
+                return try PrometheusText.parse(String(decoding: data, as: UTF8.self))
+            }
+            let job = try await node.configure(user)
+            let detached = try await node.bdocker(user, job, ["run", "-d", node.image, "sleep", "30"])
+            try #require(detached.status == 0, "\(detached.stderr)")
+            let running = try await scrape()
+            #expect(running.value("bdocker_jobs_live") == 1)
+            #expect(running.value("bdocker_configure_total", ["result": "ok"]) == 1)
+            #expect(running.value("bdocker_configure_duration_seconds_count") == 1)
+            // Other suites' containers run on the same engine: at least ours.
+            #expect((running.value("bdocker_containers", ["state": "running"]) ?? 0) >= 1)
+            for state in ["created", "running", "paused", "restarting", "removing", "exited", "dead"] {
+                #expect(running.value("bdocker_containers", ["state": state]) != nil, "\(state)")
+            }
+            for value in running.labelValues {
+                #expect(!value.contains(user.name) && !value.contains(job), "\(value)")
+            }
+
+            let cleaned = try await node.clean(user, job)
+            #expect(cleaned.status == 0, "\(cleaned.stderr)")
+            let after = try await scrape()
+            #expect(after.value("bdocker_clean_total", ["result": "ok"]) == 1)
+            #expect(after.value("bdocker_jobs_live") == 0)
+            // The sample configuration's accounting daemon does not run here: the record waits.
+            #expect(after.value("bdocker_outbox_records", ["state": "pending"]) == 1)
+            #expect((after.value("bdocker_outbox_oldest_pending_age_seconds") ?? -1) >= 0)
+
+            let (status, data) = try await client.raw(.GET, "/ready")
+            #expect(status == 503)
+            let ready = try JSONDecoder().decode(Envelope<ReadinessResult>.self, from: data).results
+            #expect(!ready.ready)
+            #expect(ready.checks.map(\.name) == ["database", "docker", "accounting_endpoint"])
+            #expect(ready.checks.map(\.ok) == [true, true, false], "\(ready.checks)")
+            #expect(ready.checks.last?.detail.contains("127.0.0.1:5001") == true, "\(ready.checks)")
+            let (health, _) = try await client.raw(.GET, "/health")
+            #expect(health == 200)
         }
     }
 }
