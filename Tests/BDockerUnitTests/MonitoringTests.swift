@@ -131,6 +131,45 @@ struct MonitoringTests {
         #expect(try await daemon.database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM records") } == 0)
     }
 
+    /// The real bdockerd with `log_format = json`: every line it writes, to stderr and to
+    /// `logging_file`, is one JSON object with the fields.
+    @Test func theDaemonLogsJSONLines() async throws {
+        let (fd, port) = try loopbackSocket(listening: false)
+        close(fd)
+        let logFile = files.file("bdockerd.log"), stderrFile = files.file("stderr.log")
+        let json = try TestConfig(role: .accounting, replacing: [
+            "bdocker_accounting = /var/log/bdocker/accounting": "bdocker_accounting = \(files.file("bdocker_accounting"))",
+            "port = 5001": "port = \(port)",
+            "# logging_file = /var/log/bdocker/bdockerd-accounting.log": "logging_file = \(logFile)",
+            "log_format = text": "log_format = json",
+        ])
+        #expect(json.settings.server.logFormat == .json)
+        FileManager.default.createFile(atPath: stderrFile, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repo.binDir + "/bdockerd")
+        process.arguments = ["--config", json.configPath]
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrFile))
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let client = DaemonClient(endpoint: "127.0.0.1:\(port)", timeoutSeconds: 5)
+        let up = try await eventually(within: .seconds(20)) {
+            guard process.isRunning else { return false }
+            return (try? await client.raw(.GET, "/health").0) == 200
+        }
+        #expect(up)
+        process.terminate()  // SIGTERM: a clean stop, which logs too
+        process.waitUntilExit()
+        for path in [logFile, stderrFile] {
+            let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count >= 2, "\(path): \(lines)")
+            for line in lines {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+                #expect(object["timestamp"] is String && object["level"] is String && object["message"] is String
+                        && object["label"] is String && object["line"] is Int, "\(line)")
+            }
+        }
+    }
+
     @Test func jsonLogLinesCarryTheTextLinesFields() throws {
         let when = Date(timeIntervalSince1970: 1_764_403_200.25)
         let line = JSONLogHandler.line(timestamp: when, level: .warning, label: "bdockerd", message: "job \"7\" on /x\nnext",
