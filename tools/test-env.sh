@@ -42,7 +42,8 @@ IMAGE_RECIPE=4
 IMAGE_STAMP=$REGISTRY_DIR/busybox-image.recipe
 TEST_USERS=(bdtest1 bdtest2)
 # chromium and fonts-dejavu-core: the usage report loaded and shot headless (ReportBrowserTests).
-PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl python3 gridengine-client chromium fonts-dejavu-core)
+# openssl: the TLS tests make their CA and certificates with it (TestPKI).
+PACKAGES=(libsqlite3-dev docker.io docker-registry busybox-static curl python3 gridengine-client chromium fonts-dejavu-core openssl)
 
 ENV_FILE=$RUN_DIR/env
 STARTED_FILE=$RUN_DIR/started   # lines "<service> <pid>" for services this script started

@@ -14,32 +14,62 @@ public struct AccountingServer: Sendable {
     public let logger: Logger
     /// The usage report, when `[report] users_file` is set.
     public let report: ReportService?
+    /// Per-node mode (`[server] tls_client_ca`): every record must name, as its host, the node
+    /// its connection's client certificate names.
+    public let identifiesNodes: Bool
 
     public init(database: BDockerDatabase, tokens: any TokenController, ledger: AccountingLedger, logger: Logger,
-                report: ReportService? = nil) {
+                report: ReportService? = nil, identifiesNodes: Bool = false) {
         self.database = database
         self.tokens = tokens
         self.ledger = ledger
         self.logger = logger
         self.report = report
+        self.identifiesNodes = identifiesNodes
     }
 
-    /// The original form: one SGE accounting line.
-    public func setAccounting(_ request: SetAccountingRequest) async throws(BDockerError) -> AccountingReceipt {
+    /// The original form: one SGE accounting line. `node`: the sending connection's
+    /// certificate name (`BDContext.node`).
+    public func setAccounting(_ request: SetAccountingRequest, from node: String? = nil) async throws(BDockerError) -> AccountingReceipt {
         try tokens.verifyAdmin(request.adminToken)
-        return try await store(try SGEAccountingRecord.parse(request.accounting))
+        let sender = try sender(node)
+        let record = try SGEAccountingRecord.parse(request.accounting)
+        try Self.check(record, sentBy: sender)
+        return try await store(record, sentBy: sender)
     }
 
     /// The structured form; the record was validated as it was decoded.
-    public func putRecord(_ request: AccountingRecordRequest) async throws(BDockerError) -> AccountingReceipt {
+    public func putRecord(_ request: AccountingRecordRequest, from node: String? = nil) async throws(BDockerError) -> AccountingReceipt {
         try tokens.verifyAdmin(request.adminToken)
-        return try await store(request.record)
+        let sender = try sender(node)
+        try Self.check(request.record, sentBy: sender)
+        return try await store(request.record, sentBy: sender)
+    }
+
+    /// Who sent it, as far as this daemon can vouch: the certificate's node in per-node mode
+    /// (a connection with no name there is refused), nobody otherwise.
+    func sender(_ node: String?) throws(BDockerError) -> String? {
+        guard identifiesNodes else { return nil }
+        guard let node else {
+            throw .forbidden("the client certificate names no node (its subject has no CN); records need one in per-node mode")
+        }
+        return node
+    }
+
+    /// A node writes its own records only: the record's host is the certificate's node.
+    static func check(_ record: SGEAccountingRecord, sentBy sender: String?) throws(BDockerError) {
+        guard let sender else { return }
+        guard record.hostname.lowercased() == sender.lowercased() else {
+            throw .forbidden("the record for \(record.key) is from host \(record.hostname), but this connection's "
+                + "client certificate is for \(sender); a node may send only its own records")
+        }
     }
 
     /// The batch form: every line parsed on its own (a bad one is its own 400), the good ones
     /// handed to the ledger together.
-    public func setAccountingBatch(_ request: AccountingBatchRequest) async throws(BDockerError) -> AccountingBatchReceipt {
+    public func setAccountingBatch(_ request: AccountingBatchRequest, from node: String? = nil) async throws(BDockerError) -> AccountingBatchReceipt {
         try tokens.verifyAdmin(request.adminToken)
+        let sender = try sender(node)
         guard request.lines.count <= AccountingBatchRequest.maxLines else {
             throw .invalidInput("a batch holds at most \(AccountingBatchRequest.maxLines) lines, not \(request.lines.count)")
         }
@@ -47,19 +77,21 @@ public struct AccountingServer: Sendable {
         var records: [SGEAccountingRecord] = [], positions: [Int] = []
         for (i, line) in request.lines.enumerated() {
             do {
-                records.append(try SGEAccountingRecord.parse(line))
+                let record = try SGEAccountingRecord.parse(line)
+                try Self.check(record, sentBy: sender)
+                records.append(record)
                 positions.append(i)
             } catch {
                 items[i] = AccountingBatchReceipt.Item(.failure(error))
             }
         }
-        for (i, result) in zip(positions, await ledger.submit(records)) { items[i] = AccountingBatchReceipt.Item(result) }
+        for (i, result) in zip(positions, await ledger.submit(records, sentBy: sender)) { items[i] = AccountingBatchReceipt.Item(result) }
         logger.debug("batch of \(request.lines.count) accounting lines stored")
         return AccountingBatchReceipt(items: items.map { $0 ?? AccountingBatchReceipt.Item(statusCode: 500, error: "no result") })
     }
 
-    private func store(_ record: SGEAccountingRecord) async throws(BDockerError) -> AccountingReceipt {
-        let receipt = try await ledger.submit(record)
+    private func store(_ record: SGEAccountingRecord, sentBy sender: String?) async throws(BDockerError) -> AccountingReceipt {
+        let receipt = try await ledger.submit(record, sentBy: sender)
         // Per record: DEBUG, so a busy cluster does not pay a log line (and its write) per job.
         logger.debug("\(receipt.new ? "stored" : "already had") the record for \(receipt.record)")
         return receipt
@@ -74,17 +106,18 @@ extension Routes {
                           health: HealthEndpoints(metrics: ledger.metrics.exposition,
                                                   refresh: { await ledger.refreshGauges(database: database) },
                                                   readiness: { await ledger.readiness(database: database) }))
-        router.put("set_accounting") { request, _ -> Response in
+        router.put("set_accounting") { request, context -> Response in
             var request = request
-            return JSONReply.make(try await server.setAccounting(try await request.decodeJSON(SetAccountingRequest.self)))
+            return JSONReply.make(try await server.setAccounting(try await request.decodeJSON(SetAccountingRequest.self), from: context.node))
         }
-        router.put("set_accounting_batch") { request, _ -> Response in
+        router.put("set_accounting_batch") { request, context -> Response in
             var request = request
-            return JSONReply.make(try await server.setAccountingBatch(try await request.decodeJSON(AccountingBatchRequest.self)))
+            return JSONReply.make(try await server.setAccountingBatch(try await request.decodeJSON(AccountingBatchRequest.self),
+                                                                      from: context.node))
         }
-        router.put("accounting") { request, _ -> Response in
+        router.put("accounting") { request, context -> Response in
             var request = request
-            return JSONReply.make(try await server.putRecord(try await request.decodeJSON(AccountingRecordRequest.self)))
+            return JSONReply.make(try await server.putRecord(try await request.decodeJSON(AccountingRecordRequest.self), from: context.node))
         }
         // Off unless configured: without users there is no /report at all (404).
         if let report = server.report { Routes.report(router, report) }
@@ -99,8 +132,11 @@ extension Daemon {
         guard let path = settings.batch.bdockerAccounting else {
             throw settings.error("batch", "bdocker_accounting", "key is missing: the accounting daemon needs the file it appends SGE lines to")
         }
+        // The TLS files are checked before the ledger touches the accounting file.
+        let tls = ServerTLS(settings: settings)
+        _ = try tls?.configuration()
         return AccountingServer(database: database, tokens: try tokenController(),
                                 ledger: try AccountingLedger(database: database, filePath: path, logger: logger), logger: logger,
-                                report: try reportService())
+                                report: try reportService(), identifiesNodes: tls?.requiresClientCertificates == true)
     }
 }

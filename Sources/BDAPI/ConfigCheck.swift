@@ -48,6 +48,7 @@ public enum ConfigCheck {
         case .accounting:
             try checkAccountingFile(settings, report: report)
             try checkReportUsers(settings, report: report)
+            try checkServerTLS(settings, report: report)
         }
         try checkListeners(settings, report: report)
     }
@@ -65,6 +66,7 @@ public enum ConfigCheck {
         report("batch controller: \(settings.batch.controller)" + (settings.batch.enableCgroups ? ", cgroups under \(settings.batch.cgroupsDir)" : ", cgroups off"))
 
         try checkBindRoots(settings, report: report)
+        try checkAccountingEndpoint(settings, report: report)
 
         let engine: DockerEngine
         do {
@@ -123,6 +125,40 @@ public enum ConfigCheck {
         } catch {
             throw .config("\(settings.error("report", "users_file", error.message))")
         }
+    }
+
+    /// The accounting daemon's certificate, key and client CA, as the daemon loads them.
+    static func checkServerTLS(_ settings: Settings, report: (String) -> Void) throws(Failure) {
+        guard let tls = ServerTLS(settings: settings) else {
+            report("tls: off (plain HTTP; [server] tls_certificate not set)")
+            return
+        }
+        do {
+            _ = try tls.configuration()
+        } catch {
+            throw .config("\(error)")
+        }
+        report("tls: \(tls.certificate)" + (tls.clientCA.map { ", client certificates of \($0) required (per-node mode)" } ?? ""))
+    }
+
+    /// The outbox's TLS files when `[batch] accounting_endpoint` is https (the daemon itself is
+    /// not asked: it may rightly be down while this node starts).
+    static func checkAccountingEndpoint(_ settings: Settings, report: (String) -> Void) throws(Failure) {
+        guard let endpoint = settings.batch.accountingEndpoint else {
+            report("accounting endpoint: not set (records stay in the outbox)")
+            return
+        }
+        do {
+            _ = try OutboxSender.accountingClient(settings)
+        } catch {
+            throw .config("\(error)")
+        }
+        guard endpoint.hasPrefix("https://") else {
+            report("accounting endpoint: \(endpoint)")
+            return
+        }
+        report("accounting endpoint: \(endpoint), verified against \(settings.batch.accountingCA ?? "the system's trust store")"
+            + (settings.batch.accountingClientCertificate.map { ", as \($0)" } ?? ""))
     }
 
     /// Each listener the daemon would open: the unix socket's directory as the daemon demands

@@ -51,8 +51,7 @@ public struct Daemon: Sendable {
         let controller = try BatchRegistry.make(settings: settings, logger: logger)
         let admin = try adminToken()
         let metrics = NodeMetrics()
-        let outbox = OutboxSender(pool: database.pool, endpoint: settings.batch.accountingEndpoint, adminToken: admin.secret,
-                                  timeoutSeconds: settings.server.timeout, logger: logger, metrics: metrics)
+        let outbox = try OutboxSender(pool: database.pool, settings: settings, adminToken: admin.secret, logger: logger, metrics: metrics)
         return WorkingNode(database: database, tokens: try tokenController(admin: admin), docker: docker,
                            batch: (controller, settings.batch), outbox: outbox,
                            binds: BindStager(root: settings.server.bindStaging, bindRoots: settings.credentials.bindRoots),
@@ -108,7 +107,10 @@ public struct Daemon: Sendable {
             let unix = Listener(.unix(path: settings.server.socket), idleTimeout: idle, maxConnectionsPerUser: cap)
             listeners = settings.server.listenTCP ? [unix, tcp] : [unix]
         case .accounting:
-            listeners = [tcp]
+            // TLS on the nodes' port only; the metrics port stays plain HTTP for Prometheus.
+            var nodes = tcp
+            nodes.tls = ServerTLS(settings: settings)
+            listeners = [nodes]
         }
         if let port = settings.server.metricsPort {
             listeners.append(Listener(.tcp(host: settings.server.metricsHost, port: port), idleTimeout: idle,

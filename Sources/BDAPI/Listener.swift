@@ -1,7 +1,10 @@
+import BDConfig
 import BDCore
 import BDCredentials
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -13,12 +16,16 @@ public struct BDContext: RequestContext {
     public let caller: Caller
     /// The connection, for the one route that holds it open (`PeerDirectory.hold`).
     let channel: any Channel
+    /// The node named by the client certificate the TLS handshake verified (per-node mode,
+    /// `ServerTLS`); nil on any other connection.
+    public let node: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         channel = source.channel
         // A connection the guard never saw (none should exist) gets the least privilege.
         caller = PeerDirectory.shared.caller(of: source.channel) ?? .network
+        node = PeerDirectory.shared.node(of: source.channel)
     }
 }
 
@@ -37,13 +44,16 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
     public var maxConnectionsPerUser: Int
     /// Serves only `/health`, `/ready` and `/metrics` (`[server] metrics_port`).
     public var monitoringOnly: Bool
+    /// TLS on this (TCP) listener; nil: plain HTTP.
+    public var tls: ServerTLS?
 
     public init(_ address: Address, idleTimeout: Duration = .seconds(30), maxConnectionsPerUser: Int = 64,
-                monitoringOnly: Bool = false) {
+                monitoringOnly: Bool = false, tls: ServerTLS? = nil) {
         self.address = address
         self.idleTimeout = idleTimeout
         self.maxConnectionsPerUser = maxConnectionsPerUser
         self.monitoringOnly = monitoringOnly
+        self.tls = tls
     }
 
     public var description: String {
@@ -69,11 +79,24 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
         let limit = maxConnectionsPerUser
         let guardLogger = logger
         let scope = PeerDirectory.Scope()
+        let identifiesNodes = tls?.requiresClientCertificates == true
+        var server = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: Self.connectionHandlers(limit: limit, scope: scope, logger: guardLogger,
+                                                               identifiesNodes: identifiesNodes),
+            idleTimeout: TimeAmount(idleTimeout)))
+        if let tls {
+            do {
+                // NIOSSL's handler goes first on each connection, then HTTP and the guard.
+                server = try .tls(server, tlsConfiguration: try tls.configuration())
+            } catch let error as ConfigError {
+                throw .invalidInput(error.description)
+            } catch {
+                throw .invalidInput("\(tls.file): [server] tls_certificate = \(tls.certificate): \(error)")
+            }
+        }
         return Application(
             router: router,
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [PeerGuard(limit: limit, scope: scope, logger: guardLogger)],
-                idleTimeout: TimeAmount(idleTimeout))),
+            server: server,
             configuration: .init(address: bind, serverName: "bdockerd"),
             services: services,
             onServerRunning: { channel in
@@ -81,6 +104,14 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
                 await onListening(channel.localAddress?.port ?? 0)
             },
             logger: logger)
+    }
+
+    /// Each connection's own handlers (made anew for every connection): the peer guard, and in
+    /// per-node mode the reader of the client certificate's name.
+    static func connectionHandlers(limit: Int, scope: PeerDirectory.Scope, logger: Logger,
+                                   identifiesNodes: Bool) -> [any RemovableChannelHandler] {
+        let peerGuard = PeerGuard(limit: limit, scope: scope, logger: logger)
+        return identifiesNodes ? [peerGuard, NodeIdentityReader()] : [peerGuard]
     }
 
     /// The socket's directory must be root's and writable by root only, so no user can put
@@ -121,6 +152,8 @@ final class PeerDirectory: @unchecked Sendable {
     private var counts: [CountKey: Int] = [:]
     /// Connections an attached run holds open (see `PeerGuard.close`).
     private var held: Set<ObjectIdentifier> = []
+    /// Node names from verified client certificates (`NodeIdentityReader`).
+    private var nodes: [ObjectIdentifier: String] = [:]
 
     /// Keeps the connection from being closed as idle while its request body, an attached
     /// run's stdin, stays silent; only for a caller whose token was checked.
@@ -154,10 +187,24 @@ final class PeerDirectory: @unchecked Sendable {
         return true
     }
 
+    func setNode(_ name: String, of channel: any Channel) {
+        lock.lock()
+        defer { lock.unlock() }
+        // Only for a connection the guard admitted: `release` forgets it with the rest.
+        if callers[ObjectIdentifier(channel)] != nil { nodes[ObjectIdentifier(channel)] = name }
+    }
+
+    func node(of channel: any Channel) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return nodes[ObjectIdentifier(channel)]
+    }
+
     func release(_ channel: any Channel) {
         lock.lock()
         defer { lock.unlock() }
         held.remove(ObjectIdentifier(channel))
+        nodes.removeValue(forKey: ObjectIdentifier(channel))
         guard let entry = callers.removeValue(forKey: ObjectIdentifier(channel)) else { return }
         counts[entry.key, default: 1] -= 1
         if counts[entry.key] == 0 { counts[entry.key] = nil }

@@ -30,7 +30,7 @@ public actor AccountingLedger {
     /// What the ledger counts (`GET /metrics` renders `metrics.exposition`).
     public nonisolated let metrics: AccountingMetrics
     /// Submissions not yet committed: one request's records (one, or a batch's) and its reply.
-    private var waiting: [(records: [SGEAccountingRecord], reply: Reply)] = []
+    private var waiting: [(records: [SGEAccountingRecord], sentBy: String?, reply: Reply)] = []
     /// The task committing queued submissions, while there are any.
     private var committer: Task<Void, Never>?
     /// Set while a lone request commits its own records (see `submit`).
@@ -113,14 +113,15 @@ public actor AccountingLedger {
 
     /// Stores the record, or finds it already stored (`new` false). A different record under
     /// the same key is a `conflict`; a stored record whose file is failing is `unavailable`.
-    public func submit(_ record: SGEAccountingRecord) async throws(BDockerError) -> AccountingReceipt {
-        guard let result = await submit([record]).first else { throw .internalFault("the ledger returned no result") }
+    /// `sentBy`: the node whose verified client certificate carried it (stored as `sent_by`).
+    public func submit(_ record: SGEAccountingRecord, sentBy: String? = nil) async throws(BDockerError) -> AccountingReceipt {
+        guard let result = await submit([record], sentBy: sentBy).first else { throw .internalFault("the ledger returned no result") }
         return try result.get()
     }
 
     /// Many records at once (a batch request): they are committed together, in order, one
     /// result each.
-    public func submit(_ records: [SGEAccountingRecord]) async -> [Result<AccountingReceipt, BDockerError>] {
+    public func submit(_ records: [SGEAccountingRecord], sentBy: String? = nil) async -> [Result<AccountingReceipt, BDockerError>] {
         guard file != nil, !closing else {
             return Array(repeating: .failure(.unavailable("the accounting ledger is shutting down")), count: records.count)
         }
@@ -132,7 +133,7 @@ public actor AccountingLedger {
         // request). Requests arriving meanwhile queue up and go out together afterwards.
         if committer == nil && !committingInline {
             committingInline = true
-            let results = await commit(records)
+            let results = await commit(records, senders: Array(repeating: sentBy, count: records.count))
             committingInline = false
             if !waiting.isEmpty && committer == nil {
                 committer = Task { await commitWaiting() }
@@ -140,7 +141,7 @@ public actor AccountingLedger {
             return results
         }
         return await withCheckedContinuation { (reply: Reply) in
-            waiting.append((records, reply))
+            waiting.append((records, sentBy, reply))
             if committer == nil && !committingInline {
                 committer = Task { await commitWaiting() }
             }
@@ -176,7 +177,8 @@ public actor AccountingLedger {
             }
             let batch = Array(waiting.prefix(taken))
             waiting.removeFirst(taken)
-            var rest = await commit(batch.flatMap(\.records))[...]
+            let senders = batch.flatMap { Array(repeating: $0.sentBy, count: $0.records.count) }
+            var rest = await commit(batch.flatMap(\.records), senders: senders)[...]
             for entry in batch {
                 entry.reply.resume(returning: Array(rest.prefix(entry.records.count)))
                 rest = rest.dropFirst(entry.records.count)
@@ -187,10 +189,10 @@ public actor AccountingLedger {
 
     /// One durable commit of the records; the file is told to follow. A record stored while the
     /// file fails is answered 503 (it is kept, and written when the file takes lines again).
-    private func commit(_ records: [SGEAccountingRecord]) async -> [Result<AccountingReceipt, BDockerError>] {
+    private func commit(_ records: [SGEAccountingRecord], senders: [String?]) async -> [Result<AccountingReceipt, BDockerError>] {
         let store = self.store
         let admissions = await offload(commitQueue) { () -> [Result<AccountingStore.Admission, BDockerError>] in
-            do throws(BDockerError) { return try store.admit(records) } catch { return Array(repeating: .failure(error), count: records.count) }
+            do throws(BDockerError) { return try store.admit(records, senders: senders) } catch { return Array(repeating: .failure(error), count: records.count) }
         }
         var stored = 0, duplicates = 0
         for admission in admissions {

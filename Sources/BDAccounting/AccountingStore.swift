@@ -32,13 +32,14 @@ struct AccountingStore: Sendable {
     ///
     /// Two cached statements rather than the query interface: building a query's SQL for every
     /// record was most of a batch's CPU time.
-    func admit(_ records: [SGEAccountingRecord]) throws(BDockerError) -> [Result<Admission, BDockerError>] {
+    /// `senders` names, per record, the node that sent it (`sent_by`); nil or short: not known.
+    func admit(_ records: [SGEAccountingRecord], senders: [String?] = []) throws(BDockerError) -> [Result<Admission, BDockerError>] {
         let now = Date().timeIntervalSince1970
         return try access("storing accounting records") {
             try transaction(.durable) { db in
                 let find = try db.cachedStatement(sql: Self.findByKeySQL)
                 let insert = try db.cachedStatement(sql: Self.insertSQL)
-                return try records.map { r -> Result<Admission, BDockerError> in
+                return try records.enumerated().map { i, r -> Result<Admission, BDockerError> in
                     let line = r.line()
                     if let stored = try Row.fetchOne(find, arguments: [r.hostname, r.jobNumber, r.taskNumber, r.startTime]) {
                         guard stored[0] as String == line else {
@@ -48,7 +49,8 @@ struct AccountingStore: Sendable {
                         }
                         return .success(.alreadyStored)
                     }
-                    try insert.execute(arguments: Self.insertArguments(r, line: line, receivedAt: now))
+                    let sender = i < senders.count ? senders[i] : nil
+                    try insert.execute(arguments: Self.insertArguments(r, line: line, receivedAt: now, sentBy: sender))
                     return .success(.stored)
                 }
             }
@@ -62,17 +64,17 @@ struct AccountingStore: Sendable {
     static let insertColumns = ["hostname", "job_number", "task_number", "start_time", "submission_time", "end_time", "qname",
                                 "owner", "grp", "job_name", "account", "project", "department", "granted_pe", "slots", "failed",
                                 "exit_status", "ru_wallclock", "ru_utime", "ru_stime", "ru_maxrss", "cpu", "mem", "io", "iow",
-                                "maxvmem", "line", "received_at"]
+                                "maxvmem", "line", "received_at", "sent_by"]
     static let insertSQL = "INSERT INTO records (\(insertColumns.joined(separator: ", "))) VALUES ("
         + Array(repeating: "?", count: insertColumns.count).joined(separator: ", ") + ")"
 
     /// In `insertColumns`' order.
-    static func insertArguments(_ r: SGEAccountingRecord, line: String, receivedAt: Double) -> StatementArguments {
+    static func insertArguments(_ r: SGEAccountingRecord, line: String, receivedAt: Double, sentBy: String? = nil) -> StatementArguments {
         let values: [(any DatabaseValueConvertible)?] = [
             r.hostname, r.jobNumber, r.taskNumber, r.startTime, r.submissionTime, r.endTime, r.qname,
             r.owner, r.group, r.jobName, r.account, r.project, r.department, r.grantedPE, r.slots, r.failed,
             r.exitStatus, r.ruWallclock, r.ruUtime, r.ruStime, r.ruMaxrss, r.cpu, r.mem, r.io, r.iow,
-            r.maxvmem, line, receivedAt,
+            r.maxvmem, line, receivedAt, sentBy,
         ]
         return StatementArguments(values)
     }

@@ -37,6 +37,8 @@ struct StoredRecord: Decodable, FetchableRecord, TableRecord {
     var receivedAt: Double
     var appendedAt: Double?
     var fileOffset: Int64?
+    /// The node whose client certificate carried it (per-node mode); nil otherwise.
+    var sentBy: String?
 
     enum CodingKeys: String, CodingKey {
         case id, hostname, qname, owner, grp, account, project, department, slots, failed, cpu, mem, io, iow, maxvmem, line

@@ -43,6 +43,13 @@ public struct Settings: Sendable, Equatable {
         public var maxCopyBytes: Int64 = 8 << 30
         /// Root-only directory where pinned bind sources are mounted for the engine.
         public var bindStaging: String = Server.defaultBindStaging
+        /// PEM certificate chain and key of the accounting daemon's TLS listener (both or
+        /// neither; without them it speaks plain HTTP).
+        public var tlsCertificate: String?
+        public var tlsKey: String?
+        /// Per-node mode: clients must present a certificate this CA signed, whose name is the
+        /// only hostname their records may carry.
+        public var tlsClientCA: String?
 
         public static let defaultSocket = "/run/bdocker/bdockerd.sock"
 
@@ -66,6 +73,12 @@ public struct Settings: Sendable, Equatable {
         public var containerPidsLimit: Int = 1024
         /// Containers a job may have at once.
         public var maxContainersPerJob: Int = 64
+        /// The CA that signed the accounting daemon's certificate (https endpoints); nil: the
+        /// system's trust store.
+        public var accountingCA: String?
+        /// This node's certificate and key for an accounting daemon in per-node mode.
+        public var accountingClientCertificate: String?
+        public var accountingClientKey: String?
     }
 
     public struct Credentials: Sendable, Equatable {

@@ -76,6 +76,9 @@ public enum SettingsLoader {
             if let bytes = try r.byteSize("server", key) { server.maxCopyBytes = bytes }
         },
         .path("bind_staging", \.bindStaging),
+        .path("tls_certificate", \.tlsCertificate),
+        .path("tls_key", \.tlsKey),
+        .path("tls_client_ca", \.tlsClientCA),
     ]
 
     static let batchKeys: [Key<Settings.Batch>] = [
@@ -101,6 +104,9 @@ public enum SettingsLoader {
         .path("bdocker_accounting", \.bdockerAccounting),
         .int("container_pids_limit", \.containerPidsLimit, in: 16...4_194_304),
         .int("max_containers_per_job", \.maxContainersPerJob, in: 1...10_000),
+        .path("accounting_ca", \.accountingCA),
+        .path("accounting_client_certificate", \.accountingClientCertificate),
+        .path("accounting_client_key", \.accountingClientKey),
     ]
 
     static let credentialKeys: [Key<Settings.Credentials>] = [
@@ -156,6 +162,7 @@ public enum SettingsLoader {
         try r.requireSection("batch")
         var batch = Settings.Batch(controller: try r.required("batch", "controller"))
         try r.read("batch", batchKeys, into: &batch)
+        try checkTLS(r, role: role, server: server, batch: batch)
         if role == .accounting && batch.bdockerAccounting == nil {
             throw r.error("batch", "bdocker_accounting", "key is missing: the accounting daemon needs the file it appends SGE lines to")
         }
@@ -199,6 +206,30 @@ public enum SettingsLoader {
 
         return Settings(file: ini.path, role: role, server: server, batch: batch,
                         credentials: credentials, docker: docker, report: report, warnings: warnings.sorted())
+    }
+
+    /// The TLS keys come in pairs, and each side's keys belong to its role: a certificate
+    /// without its key (or a client CA without a certificate) would silently leave plain HTTP.
+    static func checkTLS(_ r: Reader, role: Role, server: Settings.Server, batch: Settings.Batch) throws(ConfigError) {
+        if (server.tlsCertificate == nil) != (server.tlsKey == nil) {
+            let missing = server.tlsKey == nil ? "tls_key" : "tls_certificate"
+            throw r.error("server", missing, "key is missing: tls_certificate and tls_key are set together, or neither")
+        }
+        if server.tlsClientCA != nil, server.tlsCertificate == nil {
+            throw r.error("server", "tls_client_ca", "needs tls_certificate and tls_key: client certificates are checked over TLS only")
+        }
+        if role == .working, server.tlsCertificate != nil {
+            throw r.error("server", "tls_certificate", "is for the accounting daemon; a working node's TLS keys are "
+                + "[batch] accounting_ca, accounting_client_certificate and accounting_client_key")
+        }
+        if (batch.accountingClientCertificate == nil) != (batch.accountingClientKey == nil) {
+            let missing = batch.accountingClientKey == nil ? "accounting_client_key" : "accounting_client_certificate"
+            throw r.error("batch", missing, "key is missing: accounting_client_certificate and accounting_client_key are set together, or neither")
+        }
+        let tlsKeys = [("accounting_ca", batch.accountingCA), ("accounting_client_certificate", batch.accountingClientCertificate)]
+        for (key, value) in tlsKeys where value != nil && batch.accountingEndpoint?.hasPrefix("https://") != true {
+            throw r.error("batch", key, "needs an https:// accounting_endpoint (it is \(batch.accountingEndpoint ?? "not set"))")
+        }
     }
 
     /// Python logging level names, as the original used, plus swift-log's own.

@@ -1,5 +1,6 @@
 import BDAccounting
 import BDClient
+import BDConfig
 import BDCore
 import BDMetrics
 import BDStore
@@ -24,11 +25,44 @@ public struct OutboxSender: Sendable {
 
     public init(pool: DatabasePool, endpoint: String?, adminToken: String, timeoutSeconds: Int, logger: Logger,
                 metrics: NodeMetrics = .disabled) {
+        self.init(pool: pool, client: endpoint.map { DaemonClient(endpoint: $0, timeoutSeconds: timeoutSeconds) },
+                  adminToken: adminToken, logger: logger, metrics: metrics)
+    }
+
+    /// Sending to `[batch] accounting_endpoint` as the settings say, over TLS when it is https.
+    public init(pool: DatabasePool, settings: Settings, adminToken: String, logger: Logger,
+                metrics: NodeMetrics = .disabled) throws(ConfigError) {
+        self.init(pool: pool, client: try Self.accountingClient(settings), adminToken: adminToken, logger: logger, metrics: metrics)
+    }
+
+    init(pool: DatabasePool, client: DaemonClient?, adminToken: String, logger: Logger, metrics: NodeMetrics) {
         self.pool = pool
         self.metrics = metrics
-        self.client = endpoint.map { DaemonClient(endpoint: $0, timeoutSeconds: timeoutSeconds) }
+        self.client = client
         self.adminToken = adminToken
         self.logger = logger
+    }
+
+    /// The client of `[batch] accounting_endpoint` (nil when unset). For https, one that
+    /// verifies the daemon's certificate against `accounting_ca` (else the system's trust
+    /// store) and presents `accounting_client_certificate` when set; a file that cannot be used
+    /// is an error naming its key, found before the node starts (and by `--check-config`).
+    public static func accountingClient(_ settings: Settings) throws(ConfigError) -> DaemonClient? {
+        let batch = settings.batch
+        guard let endpoint = batch.accountingEndpoint else { return nil }
+        guard endpoint.hasPrefix("https://") else { return DaemonClient(endpoint: endpoint, timeoutSeconds: settings.server.timeout) }
+        let tls = ClientTLS(caFile: batch.accountingCA, certificateFile: batch.accountingClientCertificate,
+                            keyFile: batch.accountingClientKey)
+        do {
+            return DaemonClient(endpoint: endpoint, timeoutSeconds: settings.server.timeout, http: try .failingFast(tls: tls))
+        } catch {
+            let key = switch error.file {
+            case .ca: "accounting_ca"
+            case .certificate: "accounting_client_certificate"
+            case .key: "accounting_client_key"
+            }
+            throw settings.error("batch", key, error.message)
+        }
     }
 
     public func kick() { doorbell.ring() }

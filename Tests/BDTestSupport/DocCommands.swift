@@ -68,7 +68,7 @@ public enum DocCommands {
     static let programs: Set<String> = [
         "bdocker", "bdockerd", "bdocker-acct", "bdocker-bench", "bash", "sh", "sudo", "swift", "docker",
         "qacct", "qsub", "qstat", "qmod", "qconf", "curl", "systemctl", "journalctl", "echo", "for",
-        "htpasswd",
+        "htpasswd", "openssl",
     ]
 
     /// The command lines of a Markdown text's code blocks (fenced, except ```text, and indented

@@ -45,6 +45,8 @@ public enum Requirement: String, CaseIterable, Sendable, CustomStringConvertible
     case qacct
     /// Debian's `chromium`, run headless to load the usage report.
     case chromium
+    /// The `openssl` command, which makes the TLS tests' CA and certificates (`TestPKI`).
+    case openssl
 
     public var description: String { rawValue }
 
@@ -63,6 +65,7 @@ public enum Requirement: String, CaseIterable, Sendable, CustomStringConvertible
         case .registry: "the test registry (BDOCKER_TEST_REGISTRY) does not answer or BDOCKER_TEST_PULL_IMAGE/BDOCKER_TEST_RUN_PULL_IMAGE is unset (run tools/test-env.sh up)"
         case .qacct: "\(Qacct.path) (gridengine-client) is not installed"
         case .chromium: "\(Chromium.path) (Debian's chromium) is not installed"
+        case .openssl: "\(TestPKI.openssl) (Debian's openssl) is not installed"
         }
     }
 
@@ -92,6 +95,8 @@ public enum Requirement: String, CaseIterable, Sendable, CustomStringConvertible
             return access(Qacct.path, X_OK) == 0
         case .chromium:
             return access(Chromium.path, X_OK) == 0
+        case .openssl:
+            return access(TestPKI.openssl, X_OK) == 0
         }
     }
 }

@@ -120,11 +120,13 @@ public final class RunningDaemon: @unchecked Sendable {
     }
 
     /// On `socket` when given (the working role's way), else on 127.0.0.1 and a free port.
+    /// `tls`: the listener speaks TLS (the endpoint is then still `127.0.0.1:port`).
     public static func start(router: Router<BDContext>, socket: String? = nil, idleTimeout: Duration = .seconds(30),
-                      maxConnectionsPerUser: Int = 64, logger: Logger = Logger(label: "test")) async throws -> RunningDaemon {
+                      maxConnectionsPerUser: Int = 64, tls: ServerTLS? = nil,
+                      logger: Logger = Logger(label: "test")) async throws -> RunningDaemon {
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let address: Listener.Address = socket.map { .unix(path: $0) } ?? .tcp(host: "127.0.0.1", port: 0)
-        let app = try Listener(address, idleTimeout: idleTimeout, maxConnectionsPerUser: maxConnectionsPerUser)
+        let app = try Listener(address, idleTimeout: idleTimeout, maxConnectionsPerUser: maxConnectionsPerUser, tls: tls)
             .application(router: router, logger: logger) { port in continuation.yield(port) }
         let task = Task { try await app.runService(gracefulShutdownSignals: []) }
         var iterator = stream.makeAsyncIterator()

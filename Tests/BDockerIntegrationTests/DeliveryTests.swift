@@ -12,20 +12,46 @@ import Logging
 import Testing
 
 /// The working node's records reaching the accounting daemon (a real bdockerd process) and
-/// Grid Engine's own `qacct` reading the file it writes.
-@Suite("Accounting delivery", .serialized, .requires(.root, .cgroupsV1, .testUsers, .dockerEngine, .qacct))
+/// Grid Engine's own `qacct` reading the file it writes; over plain HTTP, over TLS with a CA made
+/// in the test, and with per-node client certificates.
+@Suite("Accounting delivery", .serialized, .requires(.root, .cgroupsV1, .testUsers, .dockerEngine, .qacct, .openssl))
 struct DeliveryTests {
+    /// How the node reaches the accounting daemon (docs/deploy.md's two TLS modes, and none).
+    enum Transport: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case plain
+        /// The daemon's certificate, verified by the node against the test CA.
+        case tls
+        /// That, and the node's own certificate (CN = its host name), which the daemon requires.
+        case perNode
+
+        var testDescription: String { rawValue }
+    }
+
     /// An accounting daemon process on its own port, database and accounting file.
     final class AccountingDaemon: @unchecked Sendable {
         // @unchecked: `process` is only touched by the one test that owns this.
         let config: TestConfig
         let port = Int.random(in: 20_000...60_000)
+        let transport: Transport
+        /// The test CA, for `.tls` and `.perNode`.
+        let pki: TestPKI?
         var process: Process?
         var accountingFile: String { config.dir.file("bdocker_accounting") }
-        var endpoint: String { "http://127.0.0.1:\(port)" }
+        var endpoint: String { "\(transport == .plain ? "http" : "https")://localhost:\(port)" }
 
-        init(adminTokenFrom working: TestConfig? = nil) throws {
-            config = try TestConfig(role: .accounting, replacing: ["port = 5001": "port = \(port)"])
+        init(adminTokenFrom working: TestConfig? = nil, transport: Transport = .plain) async throws {
+            self.transport = transport
+            let pki = transport == .plain ? nil : try await TestPKI()
+            self.pki = pki
+            var replacing = ["port = 5001": "port = \(port)"]
+            if let pki {
+                replacing["# tls_certificate = /etc/bdocker/tls/accounting.pem"] = "tls_certificate = \(pki.serverCertificate)"
+                replacing["# tls_key = /etc/bdocker/tls/accounting.key"] = "tls_key = \(pki.serverKey)"
+            }
+            if let pki, transport == .perNode {
+                replacing["# tls_client_ca = /etc/bdocker/tls/ca.pem"] = "tls_client_ca = \(pki.caCertificate)"
+            }
+            config = try TestConfig(role: .accounting, replacing: replacing)
             let text = try String(contentsOfFile: config.configPath, encoding: .utf8)
                 .replacingOccurrences(of: "bdocker_accounting = /var/log/bdocker/accounting",
                                       with: "bdocker_accounting = \(config.dir.file("bdocker_accounting"))")
@@ -44,12 +70,43 @@ struct DeliveryTests {
             p.standardError = FileHandle.nullDevice
             try p.run()
             process = p
-            let client = DaemonClient(endpoint: endpoint)
+            let client = try await statusClient()
             for _ in 0..<100 {
                 if (try? await client.call(.GET, "/status", as: StatusResult.self)) != nil { return }
                 try await Task.sleep(for: .milliseconds(50))
             }
             throw BDockerError.unavailable("accounting daemon did not start on \(port)")
+        }
+
+        /// A client that may ask for `/status`: over TLS one trusting the test CA (and in
+        /// per-node mode holding a certificate of it).
+        func statusClient() async throws -> DaemonClient {
+            guard let pki else { return DaemonClient(endpoint: endpoint) }
+            let probe = transport == .perNode ? try await pki.node("status-probe") : nil
+            let tls = ClientTLS(caFile: pki.caCertificate, certificateFile: probe?.certificate, keyFile: probe?.key)
+            return DaemonClient(endpoint: endpoint, http: try .failingFast(tls: tls))
+        }
+
+        /// The TLS lines of a working node's config that sends here as `host` (the name its
+        /// certificate carries in per-node mode).
+        func nodeConfigLines(host: String) async throws -> [String: String] {
+            var lines = ["accounting_endpoint = http://127.0.0.1:5001": "accounting_endpoint = \(endpoint)"]
+            guard let pki else { return lines }
+            lines["# accounting_ca = /etc/bdocker/tls/ca.pem"] = "accounting_ca = \(pki.caCertificate)"
+            if transport == .perNode {
+                let node = try await pki.node(host)
+                lines["# accounting_client_certificate = /etc/bdocker/tls/node.pem"] = "accounting_client_certificate = \(node.certificate)"
+                lines["# accounting_client_key = /etc/bdocker/tls/node.key"] = "accounting_client_key = \(node.key)"
+            }
+            return lines
+        }
+
+        /// Each stored record's host and the node its certificate named (`sent_by`).
+        func senders() throws -> [[String?]] {
+            var configuration = Configuration()
+            configuration.readonly = true
+            let store = try DatabaseQueue(path: config.settings.server.database, configuration: configuration)
+            return try store.read { db in try Row.fetchAll(db, sql: "SELECT hostname, sent_by FROM records ORDER BY id").map { [$0[0], $0[1]] } }
         }
 
         func stop(signal: Int32 = SIGTERM) {
@@ -81,12 +138,16 @@ struct DeliveryTests {
     }
 
     func workingNode(accountingEndpoint: String) throws -> (TestConfig, WorkingNode, String) {
+        try workingNode(sendingTo: ["accounting_endpoint = http://127.0.0.1:5001": "accounting_endpoint = \(accountingEndpoint)"])
+    }
+
+    /// A working node whose config is the sample's with `sendingTo`'s lines replaced.
+    func workingNode(sendingTo lines: [String: String]) throws -> (TestConfig, WorkingNode, String) {
         try #require(geteuid() == 0, "real cgroups need root")
         let env = TestEnvironment.load()
-        let config = try TestConfig(replacing: [
+        let config = try TestConfig(replacing: lines.merging([
             "base_url = unix:///var/run/docker.sock": "base_url = \(env["BDOCKER_TEST_DOCKER_URL"] ?? "unix:///run/bdocker-test/docker.sock")",
-            "accounting_endpoint = http://127.0.0.1:5001": "accounting_endpoint = \(accountingEndpoint)",
-        ])
+        ]) { a, _ in a })
         let node = try Daemon(settings: config.settings, logger: Logger(label: "test")).workingNode()
         return (config, node, env["BDOCKER_TEST_IMAGE"] ?? "127.0.0.1:5055/busybox:latest")
     }
@@ -132,9 +193,12 @@ struct DeliveryTests {
         return number * factor
     }
 
-    @Test func recordReachesTheAccountingFileAndQacctReadsIt() async throws {
-        let acct = try AccountingDaemon()
-        let (config, node, image) = try workingNode(accountingEndpoint: acct.endpoint)
+    @Test(arguments: Transport.allCases)
+    func recordReachesTheAccountingFileAndQacctReadsIt(over transport: Transport) async throws {
+        let acct = try await AccountingDaemon(transport: transport)
+        // The job's host is this machine's name (the fake SGE job says so), as the record's is.
+        let host = ProcessInfo.processInfo.hostName
+        let (config, node, image) = try workingNode(sendingTo: try await acct.nodeConfigLines(host: host))
         // The same admin token on both daemons.
         try config.adminToken.write(toFile: acct.config.dir.file("admin_token"), atomically: true, encoding: .utf8)
         chmod(acct.config.dir.file("admin_token"), 0o600)
@@ -158,15 +222,18 @@ struct DeliveryTests {
         #expect(abs(utime + stime - cpu) < 0.01, "ru_utime \(utime) + ru_stime \(stime) = cpu \(cpu)")
         #expect(mem > 0, "qacct mem \(mem)")
         #expect(maxvmem > 0, "qacct maxvmem \(maxvmem)")
+        // Only a certificate names the sender; the token alone does not.
+        #expect(try acct.senders() == [[host, transport == .perNode ? host : nil]])
         // Delivering again changes nothing.
         try await node.database.pool.write { try $0.execute(sql: "UPDATE outbox SET state = 'pending', next_try_at = 0") }
         try await outbox.deliverDue()
         #expect(try await acct.settledLines().count == 1)
     }
 
-    @Test func recordWaitsWhileTheAccountingDaemonIsDownThenArrivesOnce() async throws {
-        let acct = try AccountingDaemon()
-        let (config, node, image) = try workingNode(accountingEndpoint: acct.endpoint)
+    @Test(arguments: [Transport.plain, .perNode])
+    func recordWaitsWhileTheAccountingDaemonIsDownThenArrivesOnce(over transport: Transport) async throws {
+        let acct = try await AccountingDaemon(transport: transport)
+        let (config, node, image) = try workingNode(sendingTo: try await acct.nodeConfigLines(host: ProcessInfo.processInfo.hostName))
         try config.adminToken.write(toFile: acct.config.dir.file("admin_token"), atomically: true, encoding: .utf8)
         chmod(acct.config.dir.file("admin_token"), 0o600)
         _ = try await runBurningJob(config, node, image: image)
@@ -183,8 +250,38 @@ struct DeliveryTests {
         #expect(try await acct.settledLines().count == 1)
     }
 
+    /// In per-node mode a node's certificate does not let it send another node's record: the
+    /// daemon answers 403 and the node keeps the record as rejected, not retried.
+    @Test func anotherNodesRecordIsRejectedOverPerNodeTLS() async throws {
+        let acct = try await AccountingDaemon(transport: .perNode)
+        let (config, node, _) = try workingNode(sendingTo: try await acct.nodeConfigLines(host: "node1"))
+        try config.adminToken.write(toFile: acct.config.dir.file("admin_token"), atomically: true, encoding: .utf8)
+        chmod(acct.config.dir.file("admin_token"), 0o600)
+        try await acct.start()
+        try await node.database.pool.write { db in
+            // One finished job of this node's, and one whose record claims to be node2's.
+            for (n, host) in ["node1", "node2"].enumerated() {
+                var job = JobRecord(batchJobID: "\(78 + n)", taskID: nil, user: "ann", uid: 5000, gid: 5000, home: "/tmp", spoolDir: nil)
+                job.state = .cleaned
+                try job.insert(db)
+                let line = SGEAccountingRecord(qname: "all.q", hostname: host, group: "users", owner: "ann", jobName: "j",
+                                               jobNumber: 78 + n, submissionTime: 1_700_000_000, startTime: 1_700_000_010,
+                                               endTime: 1_700_000_100).line()
+                var record = OutboxRecord(jobID: job.id!, record: "{}", line: line)
+                try record.insert(db)
+            }
+        }
+        let outbox = try #require(node.outbox)
+        try await outbox.deliverDue()
+        let rows = try await node.database.pool.read { try OutboxRecord.order(Column("id")).fetchAll($0) }
+        #expect(rows.map(\.state) == [.delivered, .rejected])
+        #expect(rows.last?.lastError?.contains("node2") == true, "\(rows.last?.lastError ?? "")")
+        #expect(try await acct.settledLines().count == 1)
+        #expect(try acct.senders() == [["node1", "node1"]])
+    }
+
     @Test func aRecordTheAccountingDaemonRefusesIsKeptAsRejected() async throws {
-        let acct = try AccountingDaemon()
+        let acct = try await AccountingDaemon()
         let (config, node, _) = try workingNode(accountingEndpoint: acct.endpoint)
         try config.adminToken.write(toFile: acct.config.dir.file("admin_token"), atomically: true, encoding: .utf8)
         chmod(acct.config.dir.file("admin_token"), 0o600)
@@ -210,7 +307,7 @@ struct DeliveryTests {
     }
 
     @Test func killedAccountingDaemonKeepsEveryAcknowledgedRecordExactlyOnce() async throws {
-        let acct = try AccountingDaemon()
+        let acct = try await AccountingDaemon()
         let admin = acct.config.adminToken
         try await acct.start()
         let total = 1000, clients = 16

@@ -1,0 +1,103 @@
+import BDConfig
+import BDCore
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// The accounting daemon's TLS (`[server] tls_certificate`, `tls_key`, `tls_client_ca`): which
+/// files, and the checked NIOSSL configuration made from them. With a client CA it is the
+/// per-node mode: a client without a certificate that CA signed fails the handshake, and the
+/// certificate's name is the node its records must come from (`NodeIdentity`).
+public struct ServerTLS: Sendable, Equatable {
+    public var certificate: String
+    public var key: String
+    public var clientCA: String?
+    /// The configuration file, so errors name it.
+    public var file: String
+
+    /// Nil when the settings ask for plain HTTP.
+    public init?(settings: Settings) {
+        guard let certificate = settings.server.tlsCertificate, let key = settings.server.tlsKey else { return nil }
+        self.certificate = certificate
+        self.key = key
+        self.clientCA = settings.server.tlsClientCA
+        self.file = settings.file
+    }
+
+    public var requiresClientCertificates: Bool { clientCA != nil }
+
+    /// Reads and checks the files (the key root's and private, as the admin token file), each
+    /// failure naming its key. Called before the daemon listens and by `--check-config`.
+    public func configuration(requireRootOwner: Bool = geteuid() == 0) throws(ConfigError) -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certificate)
+        } catch {
+            throw problem("tls_certificate", certificate, "not a PEM certificate file (\(error))")
+        }
+        guard !chain.isEmpty else { throw problem("tls_certificate", certificate, "holds no PEM certificate") }
+        do {
+            try PrivateKeyFile.check(path: key, requireRootOwner: requireRootOwner)
+        } catch {
+            throw problem("tls_key", key, error.message)
+        }
+        let privateKey: NIOSSLPrivateKey
+        do {
+            privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+        } catch {
+            throw problem("tls_key", key, "not a PEM private key (\(error))")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+        configuration.minimumTLSVersion = .tlsv12
+        if let clientCA {
+            let roots: [NIOSSLCertificate]
+            do {
+                roots = try NIOSSLCertificate.fromPEMFile(clientCA)
+            } catch {
+                throw problem("tls_client_ca", clientCA, "not a PEM certificate file (\(error))")
+            }
+            guard !roots.isEmpty else { throw problem("tls_client_ca", clientCA, "holds no PEM certificate") }
+            configuration.trustRoots = .certificates(roots)
+            // On a server this requires a client certificate that chains to `roots`; the
+            // name in it is checked per record, not against a host name.
+            configuration.certificateVerification = .noHostnameVerification
+        }
+        // Made once here so a key that does not match its certificate stops the daemon now.
+        do {
+            _ = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw problem("tls_key", key, "does not go with \(certificate) (\(error))")
+        }
+        return configuration
+    }
+
+    private func problem(_ key: String, _ path: String, _ text: String) -> ConfigError {
+        ConfigError(file: file, section: "server", key: key, "\(path): \(text)")
+    }
+}
+
+/// Per-node mode: when the TLS handshake completes, records the name in the client's verified
+/// certificate for the connection (`PeerDirectory.node(of:)`), where the request context finds
+/// it. The name is the subject's common name; a certificate without one gets no name, and its
+/// records are refused.
+final class NodeIdentityReader: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = Any
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent {
+            // On the channel's event loop, as NIOSSL requires; before any request is read.
+            let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+            if let name = certificate.flatMap(Self.nodeName) {
+                PeerDirectory.shared.setNode(name, of: context.channel)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    static func nodeName(_ certificate: NIOSSLCertificate) -> String? {
+        certificate.subjectName.first { $0.type == .commonName }.map(\.value)
+    }
+}
