@@ -144,7 +144,7 @@ struct MonitoringTests {
             "log_format = text": "log_format = json",
         ])
         #expect(json.settings.server.logFormat == .json)
-        FileManager.default.createFile(atPath: stderrFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrFile, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Repo.binDir + "/bdockerd")
         process.arguments = ["--config", json.configPath]
