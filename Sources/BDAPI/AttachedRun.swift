@@ -101,7 +101,11 @@ enum AttachedRun {
                 continue
             }
         }
-        if body.interactive { stdin.closeStdin() }
+        // The end of the client's input is the container's EOF, except on a terminal: there the
+        // engine would answer it by cutting the output, and what the container prints after
+        // would be lost; its terminal stays open until it exits (a raw terminal ends its
+        // input only when it hangs up, and then SIGHUP is forwarded).
+        if body.interactive && !body.tty { stdin.closeStdin() }
     }
 }
 

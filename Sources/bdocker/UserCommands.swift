@@ -197,11 +197,14 @@ struct Run: AsyncParsableCommand {
             }
             // -i or -t: the body carries stdin and the window's size as frames.
             let window = tty ? [STDOUT_FILENO, STDIN_FILENO].first { isatty($0) == 1 } : nil
-            let frames = try AttachFrames(request: request, readStdin: interactive, terminal: window)
-            let raw = tty && interactive && RawTerminal.enable(STDIN_FILENO)
-            let proxy = sigProxy || raw ? SignalProxy(client: client, token: token, forwarding: sigProxy) : nil
+            // The proxy first, so a signal never leaves the terminal raw; then raw mode, before
+            // stdin is read: read in canonical mode, a ^D already typed (or sent by script(1))
+            // would end the input, where on a raw terminal every key is the container's.
+            let proxy = sigProxy || tty && interactive ? SignalProxy(client: client, token: token, forwarding: sigProxy) : nil
+            if tty && interactive { _ = RawTerminal.enable(STDIN_FILENO) }
             let result: RunResult
             do {
+                let frames = try AttachFrames(request: request, readStdin: interactive, terminal: window)
                 result = try await client.streamed(.PUT, "/run", frames: frames, onFrame: onFrame(proxy))
             } catch {
                 RawTerminal.restore()

@@ -23,40 +23,41 @@ struct ContainerCommandTests {
             self.image = image
             self.server = server
         }
-    /// Configures a new job for `user` as the prolog would.
-        func configure(_ user: PasswdEntry) async throws -> String {
-        let job = "\(Int.random(in: 100_000...999_999))"
-        let r = try await runCommand(Repo.binDir + "/bdocker", ["configure", "--config", config.configPath, "-H", server.endpoint],
-                               environment: ["JOB_ID": job, "USER": user.name, "PATH": "/usr/bin:/bin"])
-        try #require(r.status == 0, "configure: \(r.stderr)")
-        jobs.append((user, job))
-        return job
-    }
 
-    /// The epilog's clean.
+        /// Configures a new job for `user` as the prolog would.
+        func configure(_ user: PasswdEntry) async throws -> String {
+            let job = "\(Int.random(in: 100_000...999_999))"
+            let r = try await runCommand(Repo.binDir + "/bdocker", ["configure", "--config", config.configPath, "-H", server.endpoint],
+                                         environment: ["JOB_ID": job, "USER": user.name, "PATH": "/usr/bin:/bin"])
+            try #require(r.status == 0, "configure: \(r.stderr)")
+            jobs.append((user, job))
+            return job
+        }
+
+        /// The epilog's clean.
         func clean(_ user: PasswdEntry, _ job: String) async throws -> CommandResult {
             jobs.removeAll { $0.job == job }
             return try await runCommand(Repo.binDir + "/bdocker", ["clean", "--config", config.configPath, "-H", server.endpoint],
                                         environment: ["JOB_ID": job, "USER": user.name, "PATH": "/usr/bin:/bin"])
         }
 
-    /// Runs `bdocker ARGS` as the user inside the job, from the user's HOME.
+        /// Runs `bdocker ARGS` as the user inside the job, from the user's HOME.
         func bdocker(_ user: PasswdEntry, _ job: String, _ args: [String], input: Data? = nil) async throws -> CommandResult {
-        try await runCommand("/usr/bin/setpriv",
-                       ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--", Repo.binDir + "/bdocker"]
-                        // Options before the image: everything after it is the container's command.
-                        + [args[0], "-H", server.endpoint] + args.dropFirst(),
-                       environment: ["JOB_ID": job, "HOME": user.home, "PATH": "/usr/bin:/bin"], directory: user.home,
-                       input: input)
-    }
+            try await runCommand("/usr/bin/setpriv",
+                                 ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--", Repo.binDir + "/bdocker"]
+                                     // Options before the image: everything after it is the container's command.
+                                     + [args[0], "-H", server.endpoint] + args.dropFirst(),
+                                 environment: ["JOB_ID": job, "HOME": user.home, "PATH": "/usr/bin:/bin"], directory: user.home,
+                                 input: input)
+        }
 
-    /// A fresh directory in the user's HOME, owned by the user, removed at the end.
+        /// A fresh directory in the user's HOME, owned by the user, removed at the end.
         func userDir(_ user: PasswdEntry, _ name: String) -> String {
-        let path = "\(user.home)/bdtest-\(name)-\(Int.random(in: 1000...9999))"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        chown(path, uid_t(user.uid), gid_t(user.gid))
-        return path
-    }
+            let path = "\(user.home)/bdtest-\(name)-\(Int.random(in: 1000...9999))"
+            try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            chown(path, uid_t(user.uid), gid_t(user.gid))
+            return path
+        }
 
     }
 

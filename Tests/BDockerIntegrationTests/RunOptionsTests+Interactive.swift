@@ -94,34 +94,72 @@ extension RunOptionsTests {
         try await ContainerCommandTests().withNode { node in
             let user = try testUser()
             let job = try await node.configure(user)
-            // The container reports its terminal's size once it changes, and exits 7 on TERM.
-            // (The size at start is set just after the container starts, as docker's client
-            // does with this API version: the container waits a moment before reading it.)
-            let watch = #"trap 'echo got-term; exit 7' TERM; sleep 1; stty size; "#
-                + #"while [ "$(stty size)" = "33 91" ]; do sleep 0.2; done; echo resized:$(stty size); while :; do sleep 0.2; done"#
-            func script(_ options: String) -> String {
+            // The container reports its terminal's size once it has the client's (set just after
+            // the container starts, as docker's client does with this API version), then once it
+            // has the new one, and exits 7 on TERM. (stty sets columns and rows one at a time, so
+            // the container may see 33x50 between them: it waits for the size, not a change.)
+            let watch = #"trap 'echo got-term; exit 7' TERM; until [ "$(stty size 2>/dev/null)" = "33 91" ]; do sleep 0.1; done; "#
+                + #"echo sized:$(stty size); until [ "$(stty size)" = "20 50" ]; do sleep 0.1; done; echo resized:$(stty size); "#
+                + "while :; do sleep 0.2; done"
+            let dir = node.userDir(user, "tty")
+            func script(_ options: String, typescript: String) -> String {
+                // Each step waits for the container's output in script's typescript (flushed as it
+                // comes), however slow the machine: the resize after the start size arrived, the
+                // signal after the new size arrived. (The typescript's header holds the command, so
+                // each pattern is written so that the command's own text does not match it.) A wait
+                // gives up after a minute, and the expectations below say what never came.
                 // Without job control a background job still shares the terminal's foreground
                 // group, so it gets SIGWINCH; its stdin must be named, or sh gives it /dev/null.
-                "stty cols 91 rows 33; stty -g; \(Repo.binDir)/bdocker run -H \(node.server.endpoint) \(options) -it \(node.image) "
+                "upto() { i=0; until grep -q \"$1\" \(typescript); do i=$((i+1)); [ $i -gt 600 ] && break; sleep 0.1; done; }; "
+                    + "stty cols 91 rows 33; stty -g; \(Repo.binDir)/bdocker run -H \(node.server.endpoint) \(options) -it \(node.image) "
                     + "sh -c '\(watch.replacingOccurrences(of: "'", with: #"'\''"#))' </dev/tty & pid=$!; "
-                    + "sleep 4; stty cols 50 rows 20; sleep 2; kill -TERM $pid; wait $pid; echo status=$?; stty -g"
+                    + "upto 'sized:33 9[1]'; stty cols 50 rows 20; upto 'resized:20 5[0]'; kill -TERM $pid; wait $pid; echo status=$?; stty -g"
             }
-            for (options, status) in [("--rm", "status=7"), ("--sig-proxy=false", "status=143")] {
+            for (index, (options, status)) in [("--rm", "status=7"), ("--sig-proxy=false", "status=143")].enumerated() {
+                let typescript = "\(dir)/typescript-\(index)"
                 let r = try await runCommand("/usr/bin/setpriv",
                                              ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--",
-                                              "/usr/bin/script", "-qec", script(options), "/dev/null"],
+                                              "/usr/bin/script", "-qfec", script(options, typescript: typescript), typescript],
                                              environment: ["JOB_ID": job, "HOME": user.home, "PATH": "/usr/bin:/bin"],
                                              directory: user.home)
-                let lines = r.stdout.components(separatedBy: "\r\n").flatMap { $0.components(separatedBy: "\n") }
+                // script turns its own stdin's end into a NUL, which a terminal echoes as ^@ at
+                // whatever moment it comes, so it is dropped before the output is read.
+                let lines = r.stdout.replacingOccurrences(of: "^@", with: "")
+                    .components(separatedBy: "\r\n").flatMap { $0.components(separatedBy: "\n") }
                     .map { $0.trimmingCharacters(in: .whitespaces) }
-                // (script turns its own stdin's end into a NUL, which the container's terminal echoes as ^@.)
-                #expect(lines.contains { $0.hasSuffix("33 91") } && lines.contains("resized:20 50"), "\(options): \(r.stdout.debugDescription)")
+                #expect(lines.contains("sized:33 91") && lines.contains("resized:20 50"), "\(options): \(r.stdout.debugDescription)")
                 #expect(lines.contains(status), "\(options): \(r.stdout.debugDescription) \(r.stderr)")
                 // Forwarded, TERM reaches the container; not forwarded, the client dies of it.
                 #expect(lines.contains("got-term") == (status == "status=7"), "\(options): \(r.stdout.debugDescription)")
                 let settings = lines.filter { $0.split(separator: ":").count > 30 }
-                #expect(settings.count == 2 && settings.first == settings.last, "\(options): \(settings)")
+                #expect(settings.count == 2 && settings.first == settings.last, "\(options): \(settings) \(r.stdout.debugDescription)")
             }
+        }
+    }
+
+    @Test func aTerminalsOutputOutlastsTheEndOfItsInput() async throws {
+        // The engine cuts a terminal's output when the attach's stdin closes; the daemon keeps
+        // the container's terminal open instead, so what it prints after the client's input
+        // ended still arrives. A framed body sent by hand ends right after its request frame.
+        try await ContainerCommandTests().withNode { node in
+            let user = try testUser()
+            let job = try await node.configure(user)
+            let token = try String(contentsOfFile: "\(user.home)/.bdocker_token_\(job)", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let request = try JSONEncoder().encode(RunRequest(token: token, imageID: node.image,
+                                                              script: ["sh", "-c", "sleep 2; echo late-output; exit 5"],
+                                                              detach: false, workingDir: nil, volumes: [], autoRemove: true,
+                                                              interactive: true, tty: true))
+            let dir = node.userDir(user, "framed")
+            let framed = "\(dir)/request"
+            try Data(StreamFrames.encode(.request, Array(request))).write(to: URL(fileURLWithPath: framed))
+            chmod(framed, 0o644)
+            let r = try await SecurityTests.asUser(user, """
+                curl -sS --unix-socket \(node.config.socketPath) -X PUT -H 'Content-Type: \(StreamFrames.contentType)' \
+                  --data-binary @\(framed) http://bdockerd/run
+                """)
+            #expect(r.status == 0 && r.stdout.contains("late-output") && r.stdout.contains("\"exit_code\":5"),
+                    "\(r.status) \(r.stdout.debugDescription) \(r.stderr)")
         }
     }
 
