@@ -148,27 +148,29 @@ struct WorkingAPITests {
     @Test func sixteenConcurrentConfiguresAndCleans() async throws {
         let (node, server) = try await startNode()
         defer { Task { await server.stop() } }
-        let client = DaemonClient(endpoint: server.endpoint)
         let admin = config.adminToken
-        let creds = (0..<16).map { credentials(job: "4\($0)") }
-        let tokens = try await withThrowingTaskGroup(of: (String, String).self) { group in
-            for c in creds {
-                group.addTask {
-                    (c.job.id, try await client.call(.POST, "/configuration", body: ConfigureRequest(adminToken: admin, userCredentials: c)))
+        let (tokens, statuses) = try await withConcurrentClient(endpoint: server.endpoint) { client in
+            let creds = (0..<16).map { credentials(job: "4\($0)") }
+            let tokens = try await withThrowingTaskGroup(of: (String, String).self) { group in
+                for c in creds {
+                    group.addTask {
+                        (c.job.id, try await client.call(.POST, "/configuration", body: ConfigureRequest(adminToken: admin, userCredentials: c)))
+                    }
                 }
+                return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
             }
-            return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
-        }
-        #expect(tokens.count == 16)
-        #expect(Set(tokens.values).count == 16)
-        for (job, token) in tokens {
-            #expect(try await node.tokens.authenticate(token).jobKey == job)
-        }
-        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-            for token in tokens.values {
-                group.addTask { try await client.raw(.DELETE, "/clean", body: CleanRequest(adminToken: admin, token: token)).0 }
+            #expect(tokens.count == 16)
+            #expect(Set(tokens.values).count == 16)
+            for (job, token) in tokens {
+                #expect(try await node.tokens.authenticate(token).jobKey == job)
             }
-            return try await group.reduce(into: [Int]()) { $0.append($1) }
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for token in tokens.values {
+                    group.addTask { try await client.raw(.DELETE, "/clean", body: CleanRequest(adminToken: admin, token: token)).0 }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            return (tokens, statuses)
         }
         #expect(statuses == Array(repeating: 200, count: 16))
         let live = try await node.database.pool.read { try JobRecord.filter(Column("state") == "configured").fetchCount($0) }

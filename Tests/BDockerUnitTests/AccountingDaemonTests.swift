@@ -185,19 +185,20 @@ struct AccountingDaemonTests {
 
     @Test func concurrentNotificationsOverHTTPAreEachInTheFileOnce() async throws {
         try await withDaemon { server, database in
-            let client = DaemonClient(endpoint: server.endpoint)
             let records = (1...200).map { SampleAccounting.record(job: 1000 + $0, owner: "user\($0 % 5)") }
             let token = config.adminToken
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<16 {
-                    group.addTask {
-                        for r in records.indices where r % 16 == worker {
-                            let _: AccountingReceipt = try await client.call(.PUT, "/set_accounting",
-                                                                             body: SetAccountingRequest(adminToken: token, accounting: records[r].line()))
+            try await withConcurrentClient(endpoint: server.endpoint) { client in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for worker in 0..<16 {
+                        group.addTask {
+                            for r in records.indices where r % 16 == worker {
+                                let _: AccountingReceipt = try await client.call(
+                                    .PUT, "/set_accounting", body: SetAccountingRequest(adminToken: token, accounting: records[r].line()))
+                            }
                         }
                     }
+                    try await group.waitForAll()
                 }
-                try await group.waitForAll()
             }
             #expect(try storedCount(database) == 200)
             let lines = try await settledFileLines(database)
