@@ -83,9 +83,7 @@ private final class TLSClients: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let client = clients[tls] { return client }
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.timeout.connect = .seconds(10)
+        var configuration = HTTPClient.Configuration.failingFast
         configuration.tlsConfiguration = try tls.configuration()
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         clients[tls] = client

@@ -117,14 +117,20 @@ public struct DaemonClient: Sendable {
 }
 
 extension HTTPClient {
-    /// A client that reports a refused connection at once. AsyncHTTPClient's default retries
-    /// connection establishment until the request's deadline, which for a daemon that is down
-    /// turns one clear error into a minute-long hang. Callers that want retries (the outbox
-    /// sender) make their own, with backoff they control.
-    public static let failingFast: HTTPClient = {
+    /// A client that reports a refused connection at once (`Configuration.failingFast`).
+    public static let failingFast = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .failingFast)
+}
+
+extension HTTPClient.Configuration {
+    /// What every bdocker client is made from: a refused connection is reported at once.
+    /// AsyncHTTPClient's default retries connection establishment until the request's
+    /// deadline, which for a daemon that is down turns one clear error into a minute-long
+    /// hang. Callers that want retries (the outbox sender) make their own, with backoff they
+    /// control.
+    public static var failingFast: HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(10)
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+        return configuration
+    }
 }

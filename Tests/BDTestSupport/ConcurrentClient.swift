@@ -8,8 +8,7 @@ import BDClient
 /// up after the connect timeout (10 s) although the daemon is only slow.
 public func withConcurrentClient<T: Sendable>(endpoint: String, connections: Int = 16,
                                               _ body: (DaemonClient) async throws -> T) async throws -> T {
-    var configuration = HTTPClient.Configuration()
-    configuration.connectionPool.retryConnectionEstablishment = false
+    var configuration = HTTPClient.Configuration.failingFast
     configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     let result: T

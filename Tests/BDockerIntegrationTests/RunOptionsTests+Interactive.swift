@@ -102,6 +102,7 @@ extension RunOptionsTests {
                 + #"echo sized:$(stty size); until [ "$(stty size)" = "20 50" ]; do sleep 0.1; done; echo resized:$(stty size); "#
                 + "while :; do sleep 0.2; done"
             let dir = node.userDir(user, "tty")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
             func script(_ options: String, typescript: String) -> String {
                 // Each step waits for the container's output in script's typescript (flushed as it
                 // comes), however slow the machine: the resize after the start size arrived, the
@@ -151,6 +152,7 @@ extension RunOptionsTests {
                                                               detach: false, workingDir: nil, volumes: [], autoRemove: true,
                                                               interactive: true, tty: true))
             let dir = node.userDir(user, "framed")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
             let framed = "\(dir)/request"
             try Data(StreamFrames.encode(.request, Array(request))).write(to: URL(fileURLWithPath: framed))
             chmod(framed, 0o644)
