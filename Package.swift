@@ -144,7 +144,6 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ], path: "Tests/BDTestSupport"),
         // Pure tests: no root, no engine, no cgroups; `swift test` runs them anywhere in seconds.
         .testTarget(name: "BDockerUnitTests", dependencies: [

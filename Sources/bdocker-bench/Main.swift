@@ -11,7 +11,7 @@ import Logging
 ///
 ///     bdocker-bench monitor [JOBS=1000] [TICKS=20] [--json FILE]
 ///     bdocker-bench node [--jobs 100,1000,10000] [--samples 200] [--bin DIR] [--dir DIR] [--json FILE]
-///     bdocker-bench accounting [--dir DIR] [--notifications N] [--export-records N] [--json FILE]
+///     bdocker-bench accounting [--dir DIR] [--notifications N] [--export-records N] [--clients 1,16] [--json FILE]
 ///     bdocker-bench fsync [DIR=/var/tmp] [--json FILE]
 ///
 /// `monitor`: one monitor tick over JOBS live jobs on a fake cgroup tree in tmpfs (/dev/shm),
@@ -89,7 +89,7 @@ struct Bench {
     }
 
     static func usage() -> Never {
-        print("usage: bdocker-bench monitor [JOBS] [TICKS] | node [--jobs 100,1000] [--samples N] [--bin DIR] [--dir DIR] [--docker URL] | accounting [--dir DIR] [--notifications N] [--export-records N] | fsync [DIR]  [--json FILE]")
+        print("usage: bdocker-bench monitor [JOBS] [TICKS] | node [--jobs 100,1000] [--samples N] [--bin DIR] [--dir DIR] [--docker URL] | accounting [--dir DIR] [--notifications N] [--export-records N] [--clients 1,16] | fsync [DIR]  [--json FILE]")
         exit(2)
     }
 
