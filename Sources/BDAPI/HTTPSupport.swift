@@ -126,7 +126,9 @@ struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             let (status, body) = ErrorReply.envelope(for: error, request: request, logger: logger,
                                                      caller: (context as? BDContext)?.caller)
-            return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if case .tooManyRequests(_, let seconds)? = error as? BDockerError { headers[.retryAfter] = String(max(1, seconds)) }
+            return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
         }
     }
 }

@@ -6,31 +6,25 @@ import Foundation
 import GRDB
 import Hummingbird
 import HummingbirdAuth
-import HummingbirdBasicAuth
 import HummingbirdBcrypt
 import Logging
 import NIOCore
 
 /// Someone `[report] users_file` names.
-public struct ReportUser: PasswordAuthenticatable {
+public struct ReportUser: Sendable {
     public let name: String
-    public let passwordHash: String?
 }
 
 /// The users file: `name:hash` lines as `htpasswd -B` writes them (bcrypt), read once at start.
 /// Like the admin token file it must be a regular file of root's; only root may change it
 /// (no group or other write) and others may not read the hashes (no other access).
-public struct ReportUsers: UserPasswordRepository {
+public struct ReportUsers: Sendable {
     let hashes: [String: String]
     /// A hash of a random secret at the users' cost: an unknown name costs the same bcrypt
     /// round as a known one, so the time of a 401 does not tell which names exist.
     let decoy: String
 
     public var names: [String] { hashes.keys.sorted() }
-
-    public func getUser(named username: String, context: UserRepositoryContext) async throws -> ReportUser? {
-        ReportUser(name: username, passwordHash: hashes[username] ?? decoy)
-    }
 
     public static func load(path: String, requireRootOwner: Bool) throws(BDockerError) -> ReportUsers {
         var st = stat()
@@ -101,10 +95,17 @@ public struct ReportUsers: UserPasswordRepository {
 public struct ReportContext: ChildRequestContext, AuthRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var identity: ReportUser?
+    /// Whom failed sign-ins are counted against (`LoginThrottle`): the peer's IP address, or
+    /// the local uid on the unix socket.
+    public let clientAddress: String
 
     public init(context: BDContext) throws {
         coreContext = context.coreContext
         identity = nil
+        switch context.caller {
+        case .network: clientAddress = context.channel.remoteAddress?.ipAddress ?? "an unknown address"
+        case .local(let uid, _): clientAddress = "uid \(uid)"
+        }
     }
 }
 
@@ -132,11 +133,15 @@ public struct ReportService: Sendable {
     public let users: ReportUsers
     public let database: BDockerDatabase
     public let logger: Logger
+    /// Failed sign-ins per client address.
+    public let throttle: LoginThrottle
+    let bcrypt = BcryptGate()
 
-    public init(users: ReportUsers, database: BDockerDatabase, logger: Logger) {
+    public init(users: ReportUsers, database: BDockerDatabase, logger: Logger, throttle: LoginThrottle = LoginThrottle()) {
         self.users = users
         self.database = database
         self.logger = logger
+        self.throttle = throttle
     }
 
     /// The report of the window the query names (`since`, `until`, `days`; default the last 30 days).
@@ -160,8 +165,7 @@ extension Routes {
     /// `GET /report` (the page) and `GET /report.csv?by=TABLE` behind Basic authentication.
     static func report(_ router: Router<BDContext>, _ service: ReportService) {
         let group = router.group(context: ReportContext.self)
-            .add(middleware: BasicAuthenticator(users: service.users, passwordHashVerifier: BcryptPasswordVerifier(),
-                                                context: ReportContext.self))
+            .add(middleware: ReportSignIn(users: service.users, throttle: service.throttle, gate: service.bcrypt, logger: service.logger))
             .add(middleware: ReportGuard(logger: service.logger))
         group.get("report") { request, context -> Response in
             let report = try await service.report(request)

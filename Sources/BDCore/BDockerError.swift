@@ -18,6 +18,9 @@ public enum BDockerError: Error, Equatable, Sendable, CustomStringConvertible {
     case conflict(String)
     /// A dependency (Docker engine, accounting daemon) is down or refused (HTTP 502/503).
     case unavailable(String)
+    /// Too many attempts from this client for now (HTTP 429); it may try again after
+    /// `retryAfterSeconds` (the reply's `Retry-After`).
+    case tooManyRequests(String, retryAfterSeconds: Int)
     /// A real fault in bdocker itself (HTTP 500), and the error behind it when there is one.
     case internalFault(String, cause: (any Error)? = nil)
 
@@ -25,7 +28,7 @@ public enum BDockerError: Error, Equatable, Sendable, CustomStringConvertible {
     public var message: String {
         switch self {
         case .invalidInput(let m), .unauthorized(let m), .forbidden(let m), .notFound(let m),
-             .conflict(let m), .unavailable(let m), .internalFault(let m, cause: _):
+             .conflict(let m), .unavailable(let m), .internalFault(let m, cause: _), .tooManyRequests(let m, _):
             return m
         }
     }
@@ -48,7 +51,7 @@ public enum BDockerError: Error, Equatable, Sendable, CustomStringConvertible {
         case (.invalidInput(let x), .invalidInput(let y)), (.unauthorized(let x), .unauthorized(let y)),
              (.forbidden(let x), .forbidden(let y)), (.notFound(let x), .notFound(let y)),
              (.conflict(let x), .conflict(let y)), (.unavailable(let x), .unavailable(let y)),
-             (.internalFault(let x, _), .internalFault(let y, _)):
+             (.internalFault(let x, _), .internalFault(let y, _)), (.tooManyRequests(let x, _), .tooManyRequests(let y, _)):
             return x == y
         default:
             return false
@@ -56,11 +59,11 @@ public enum BDockerError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Whether trying the same request again cannot succeed: the request itself was refused
-    /// (400, 401, 403, 404, 409). Unavailability and internal faults may pass.
+    /// (400, 401, 403, 404, 409). Unavailability, throttling and internal faults may pass.
     public var isPermanent: Bool {
         switch self {
         case .invalidInput, .unauthorized, .forbidden, .notFound, .conflict: return true
-        case .unavailable, .internalFault: return false
+        case .unavailable, .internalFault, .tooManyRequests: return false
         }
     }
 
@@ -72,6 +75,7 @@ public enum BDockerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .forbidden: return 403
         case .notFound: return 404
         case .conflict: return 409
+        case .tooManyRequests: return 429
         case .unavailable: return 503
         case .internalFault: return 500
         }
@@ -85,6 +89,7 @@ public enum BDockerError: Error, Equatable, Sendable, CustomStringConvertible {
         case 403: return .forbidden(message)
         case 404: return .notFound(message)
         case 409: return .conflict(message)
+        case 429: return .tooManyRequests(message, retryAfterSeconds: 1)
         case 502, 503, 504: return .unavailable(message)
         default: return .internalFault(message)
         }

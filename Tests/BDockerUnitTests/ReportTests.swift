@@ -321,3 +321,47 @@ struct ReportHTTPTests {
         #expect(try SettingsLoader.settings(from: working).warnings.contains { $0.contains("[report] is read by the accounting daemon only") })
     }
 }
+
+/// The sign-in throttle's arithmetic, on a clock the test moves: at most five failed
+/// sign-ins an address in any 60 s.
+@Suite("Usage report: sign-in throttle")
+struct LoginThrottleTests {
+    let t0 = ContinuousClock.now
+    func at(_ seconds: Int) -> ContinuousClock.Instant { t0 + .seconds(seconds) }
+
+    @Test func fiveFailuresLockAnAddressUntilTheOldestLeavesTheWindow() {
+        let throttle = LoginThrottle(policy: .init(maxFailures: 5, window: .seconds(60)))
+        for k in 0..<4 {
+            #expect(!throttle.failed("10.0.0.1", now: at(k)))
+            #expect(throttle.wait(for: "10.0.0.1", now: at(k)) == nil)
+        }
+        #expect(throttle.failed("10.0.0.1", now: at(4)))
+        #expect(throttle.wait(for: "10.0.0.1", now: at(4)) == .seconds(56))
+        #expect(throttle.wait(for: "10.0.0.2", now: at(4)) == nil)
+        #expect(throttle.wait(for: "10.0.0.1", now: at(59)) == .seconds(1))
+        // The first failure has left the window: one more try, and its failure locks again
+        // until the second one leaves.
+        #expect(throttle.wait(for: "10.0.0.1", now: at(60)) == nil)
+        #expect(throttle.failed("10.0.0.1", now: at(60)))
+        #expect(throttle.wait(for: "10.0.0.1", now: at(60)) == .seconds(1))
+        #expect(throttle.wait(for: "10.0.0.1", now: at(61)) == nil)
+    }
+
+    @Test func aSuccessClearsTheAddress() {
+        let throttle = LoginThrottle(policy: .init(maxFailures: 2, window: .seconds(60)))
+        throttle.failed("a", now: at(0))
+        throttle.succeeded("a")
+        #expect(!throttle.failed("a", now: at(1)))
+        #expect(throttle.wait(for: "a", now: at(1)) == nil)
+        #expect(throttle.failed("a", now: at(2)))
+        #expect(throttle.wait(for: "a", now: at(2)) != nil)
+    }
+
+    @Test func theTableOfAddressesIsBounded() {
+        let throttle = LoginThrottle(policy: .init(maxFailures: 1, window: .seconds(60), maxAddresses: 3))
+        for (k, address) in ["a", "b", "c", "d"].enumerated() { throttle.failed(address, now: at(k)) }
+        // "a" failed longest ago and went; the three latest are still held off.
+        #expect(throttle.wait(for: "a", now: at(4)) == nil)
+        for address in ["b", "c", "d"] { #expect(throttle.wait(for: address, now: at(4)) != nil, "\(address)") }
+    }
+}
