@@ -30,7 +30,7 @@ public struct AccountingServer: Sendable {
 
     /// The original form: one SGE accounting line. `node`: the sending connection's
     /// certificate name (`BDContext.node`).
-    public func setAccounting(_ request: SetAccountingRequest, from node: String? = nil) async throws(BDockerError) -> AccountingReceipt {
+    public func setAccounting(_ request: SetAccountingRequest, from node: NodeIdentity? = nil) async throws(BDockerError) -> AccountingReceipt {
         try tokens.verifyAdmin(request.adminToken)
         let sender = try sender(node)
         let record = try SGEAccountingRecord.parse(request.accounting)
@@ -39,7 +39,7 @@ public struct AccountingServer: Sendable {
     }
 
     /// The structured form; the record was validated as it was decoded.
-    public func putRecord(_ request: AccountingRecordRequest, from node: String? = nil) async throws(BDockerError) -> AccountingReceipt {
+    public func putRecord(_ request: AccountingRecordRequest, from node: NodeIdentity? = nil) async throws(BDockerError) -> AccountingReceipt {
         try tokens.verifyAdmin(request.adminToken)
         let sender = try sender(node)
         try Self.check(request.record, sentBy: sender)
@@ -48,18 +48,19 @@ public struct AccountingServer: Sendable {
 
     /// Who sent it, as far as this daemon can vouch: the certificate's node in per-node mode
     /// (a connection with no name there is refused), nobody otherwise.
-    func sender(_ node: String?) throws(BDockerError) -> String? {
+    func sender(_ node: NodeIdentity?) throws(BDockerError) -> NodeIdentity? {
         guard identifiesNodes else { return nil }
         guard let node else {
-            throw .forbidden("the client certificate names no node (its subject has no CN); records need one in per-node mode")
+            throw .forbidden("the client certificate names no node (no DNS subject alternative name or CN, wildcards aside); "
+                + "records need one in per-node mode")
         }
         return node
     }
 
     /// A node writes its own records only: the record's host is the certificate's node.
-    static func check(_ record: SGEAccountingRecord, sentBy sender: String?) throws(BDockerError) {
+    static func check(_ record: SGEAccountingRecord, sentBy sender: NodeIdentity?) throws(BDockerError) {
         guard let sender else { return }
-        guard record.hostname.lowercased() == sender.lowercased() else {
+        guard sender.names(record.hostname) else {
             throw .forbidden("the record for \(record.key) is from host \(record.hostname), but this connection's "
                 + "client certificate is for \(sender); a node may send only its own records")
         }
@@ -67,7 +68,7 @@ public struct AccountingServer: Sendable {
 
     /// The batch form: every line parsed on its own (a bad one is its own 400), the good ones
     /// handed to the ledger together.
-    public func setAccountingBatch(_ request: AccountingBatchRequest, from node: String? = nil) async throws(BDockerError) -> AccountingBatchReceipt {
+    public func setAccountingBatch(_ request: AccountingBatchRequest, from node: NodeIdentity? = nil) async throws(BDockerError) -> AccountingBatchReceipt {
         try tokens.verifyAdmin(request.adminToken)
         let sender = try sender(node)
         guard request.lines.count <= AccountingBatchRequest.maxLines else {
@@ -85,13 +86,13 @@ public struct AccountingServer: Sendable {
                 items[i] = AccountingBatchReceipt.Item(.failure(error))
             }
         }
-        for (i, result) in zip(positions, await ledger.submit(records, sentBy: sender)) { items[i] = AccountingBatchReceipt.Item(result) }
+        for (i, result) in zip(positions, await ledger.submit(records, sentBy: sender?.name)) { items[i] = AccountingBatchReceipt.Item(result) }
         logger.debug("batch of \(request.lines.count) accounting lines stored")
         return AccountingBatchReceipt(items: items.map { $0 ?? AccountingBatchReceipt.Item(statusCode: 500, error: "no result") })
     }
 
-    private func store(_ record: SGEAccountingRecord, sentBy sender: String?) async throws(BDockerError) -> AccountingReceipt {
-        let receipt = try await ledger.submit(record, sentBy: sender)
+    private func store(_ record: SGEAccountingRecord, sentBy sender: NodeIdentity?) async throws(BDockerError) -> AccountingReceipt {
+        let receipt = try await ledger.submit(record, sentBy: sender?.name)
         // Per record: DEBUG, so a busy cluster does not pay a log line (and its write) per job.
         logger.debug("\(receipt.new ? "stored" : "already had") the record for \(receipt.record)")
         return receipt

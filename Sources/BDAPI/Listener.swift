@@ -18,7 +18,7 @@ public struct BDContext: RequestContext {
     let channel: any Channel
     /// The node named by the client certificate the TLS handshake verified (per-node mode,
     /// `ServerTLS`); nil on any other connection.
-    public let node: String?
+    public let node: NodeIdentity?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -153,7 +153,7 @@ final class PeerDirectory: @unchecked Sendable {
     /// Connections an attached run holds open (see `PeerGuard.close`).
     private var held: Set<ObjectIdentifier> = []
     /// Node names from verified client certificates (`NodeIdentityReader`).
-    private var nodes: [ObjectIdentifier: String] = [:]
+    private var nodes: [ObjectIdentifier: NodeIdentity] = [:]
 
     /// Keeps the connection from being closed as idle while its request body, an attached
     /// run's stdin, stays silent; only for a caller whose token was checked.
@@ -187,14 +187,14 @@ final class PeerDirectory: @unchecked Sendable {
         return true
     }
 
-    func setNode(_ name: String, of channel: any Channel) {
+    func setNode(_ node: NodeIdentity, of channel: any Channel) {
         lock.lock()
         defer { lock.unlock() }
         // Only for a connection the guard admitted: `release` forgets it with the rest.
-        if callers[ObjectIdentifier(channel)] != nil { nodes[ObjectIdentifier(channel)] = name }
+        if callers[ObjectIdentifier(channel)] != nil { nodes[ObjectIdentifier(channel)] = node }
     }
 
-    func node(of channel: any Channel) -> String? {
+    func node(of channel: any Channel) -> NodeIdentity? {
         lock.lock()
         defer { lock.unlock() }
         return nodes[ObjectIdentifier(channel)]

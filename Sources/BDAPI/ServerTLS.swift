@@ -79,10 +79,41 @@ public struct ServerTLS: Sendable, Equatable {
     }
 }
 
-/// Per-node mode: when the TLS handshake completes, records the name in the client's verified
-/// certificate for the connection (`PeerDirectory.node(of:)`), where the request context finds
-/// it. The name is the subject's common name; a certificate without one gets no name, and its
-/// records are refused.
+/// The node a verified client certificate names: its DNS subject alternative names, as
+/// RFC 6125 prefers, then the subject's common name. A wildcard (`*.cluster`) names no node:
+/// a record must come from one host. `name`, the first of them, is stored as the records'
+/// `sent_by`; a record's host may be any of `names` (without regard to case).
+public struct NodeIdentity: Sendable, Equatable, CustomStringConvertible {
+    public let name: String
+    public let names: [String]
+
+    public init?(names: [String]) {
+        let usable = names.filter { !$0.isEmpty && !$0.contains("*") }
+        guard let first = usable.first else { return nil }
+        name = first
+        self.names = usable.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+    }
+
+    public func names(_ host: String) -> Bool {
+        names.contains { $0.lowercased() == host.lowercased() }
+    }
+
+    public var description: String { names.count == 1 ? name : names.joined(separator: ", ") }
+
+    /// DNS SANs first, then the CN.
+    static func of(_ certificate: NIOSSLCertificate) -> NodeIdentity? {
+        var names: [String] = []
+        for alternative in certificate._subjectAlternativeNames() where alternative.nameType == .dnsName {
+            names.append(String(decoding: alternative.contents, as: UTF8.self))
+        }
+        if let commonName = certificate.subjectName.first(where: { $0.type == .commonName })?.value { names.append(commonName) }
+        return NodeIdentity(names: names)
+    }
+}
+
+/// Per-node mode: when the TLS handshake completes, records the node the client's verified
+/// certificate names (`NodeIdentity`) for the connection (`PeerDirectory.node(of:)`), where the
+/// request context finds it. A certificate naming no node gets none, and its records are refused.
 final class NodeIdentityReader: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = Any
 
@@ -90,14 +121,10 @@ final class NodeIdentityReader: ChannelInboundHandler, RemovableChannelHandler, 
         if case .handshakeCompleted = event as? TLSUserEvent {
             // On the channel's event loop, as NIOSSL requires; before any request is read.
             let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
-            if let name = certificate.flatMap(Self.nodeName) {
-                PeerDirectory.shared.setNode(name, of: context.channel)
+            if let node = certificate.flatMap(NodeIdentity.of) {
+                PeerDirectory.shared.setNode(node, of: context.channel)
             }
         }
         context.fireUserInboundEventTriggered(event)
-    }
-
-    static func nodeName(_ certificate: NIOSSLCertificate) -> String? {
-        certificate.subjectName.first { $0.type == .commonName }.map(\.value)
     }
 }

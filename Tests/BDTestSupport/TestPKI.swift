@@ -25,16 +25,23 @@ public final class TestPKI: @unchecked Sendable {
     }
 
     /// A node's certificate and key (subject CN = `node`), for `[batch] accounting_client_certificate`.
-    public func node(_ node: String) async throws -> (certificate: String, key: String) {
-        try await issue(node, commonName: node, extensions: ["extendedKeyUsage = clientAuth"])
+    /// With `dnsNames`, those are its subject alternative names; `commonName: false` leaves the
+    /// subject without a CN.
+    public func node(_ node: String, dnsNames: [String] = [], commonName: Bool = true) async throws -> (certificate: String, key: String) {
+        let san = dnsNames.isEmpty ? [] : ["subjectAltName = " + dnsNames.map { "DNS:\($0)" }.joined(separator: ", ")]
+        try await issue(node, subject: commonName ? "/CN=\(node)" : "/O=bdocker test node", extensions: ["extendedKeyUsage = clientAuth"] + san)
         return (dir.file("\(node).pem"), dir.file("\(node).key"))
     }
 
     /// `<file>.key` and `<file>.pem`, signed by this CA.
     private func issue(_ file: String, commonName: String, extensions: [String]) async throws {
+        try await issue(file, subject: "/CN=\(commonName)", extensions: extensions)
+    }
+
+    private func issue(_ file: String, subject: String, extensions: [String]) async throws {
         let ext = dir.write("\(file).ext", (["basicConstraints = CA:FALSE"] + extensions).joined(separator: "\n") + "\n")
         try await Self.run(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                            "-keyout", dir.file("\(file).key"), "-out", dir.file("\(file).csr"), "-subj", "/CN=\(commonName)"])
+                            "-keyout", dir.file("\(file).key"), "-out", dir.file("\(file).csr"), "-subj", subject])
         try await Self.run(["x509", "-req", "-in", dir.file("\(file).csr"), "-CA", caCertificate, "-CAkey", dir.file("ca.key"),
                             "-set_serial", "\(Int.random(in: 1_000...Int(Int32.max)))", "-days", "2",
                             "-extfile", ext, "-out", dir.file("\(file).pem")])

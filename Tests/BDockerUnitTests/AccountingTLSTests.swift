@@ -142,6 +142,36 @@ struct AccountingTLSTests {
         }
     }
 
+    /// Certificates as a modern CA issues them: the node in the subject alternative names (DNS),
+    /// with or without a CN. Any of its DNS names may be a record's host; the first is the
+    /// sender stored; a wildcard names no host.
+    @Test func aNodeIsNamedByItsCertificatesDNSAlternativeNames() async throws {
+        let pki = try await TestPKI()
+        let node3 = try await pki.node("node3", dnsNames: ["node3.cluster.example", "node3"], commonName: false)
+        let wildcard = try await pki.node("wild", dnsNames: ["*.cluster.example"], commonName: false)
+        let both = try await pki.node("node5", dnsNames: ["node5.cluster.example"])
+        let config = try config(pki, perNode: true)
+        try await withDaemon(config) { port, database in
+            let asNode3 = try client(port, ClientTLS(caFile: pki.caCertificate, certificateFile: node3.certificate, keyFile: node3.key))
+            #expect(try await send(asNode3, config, host: "node3", job: 1).new)
+            #expect(try await send(asNode3, config, host: "NODE3.cluster.example", job: 2).new)
+            let other = await failure { () async throws(BDockerError) in try await send(asNode3, config, host: "node4", job: 3) }
+            #expect(other?.httpStatus == 403 && other?.message.contains("node3.cluster.example, node3") == true, "\(String(describing: other))")
+
+            // A CN beside the alternative names is one more name of the node.
+            let asNode5 = try client(port, ClientTLS(caFile: pki.caCertificate, certificateFile: both.certificate, keyFile: both.key))
+            #expect(try await send(asNode5, config, host: "node5", job: 4).new)
+            #expect(try await stored(database) == [["node3", "node3.cluster.example"], ["NODE3.cluster.example", "node3.cluster.example"],
+                                                   ["node5", "node5.cluster.example"]])
+
+            // A wildcard certificate could speak for every host: it names none.
+            let asAnyone = try client(port, ClientTLS(caFile: pki.caCertificate, certificateFile: wildcard.certificate, keyFile: wildcard.key))
+            let refused = await failure { () async throws(BDockerError) in try await send(asAnyone, config, host: "node6.cluster.example", job: 5) }
+            #expect(refused?.httpStatus == 403 && refused?.message.contains("names no node") == true, "\(String(describing: refused))")
+            #expect(try await stored(database).count == 3)
+        }
+    }
+
     @Test func theOutboxClientFollowsTheEndpointScheme() async throws {
         let pki = try await TestPKI()
         let node = try await pki.node("node1")
