@@ -107,6 +107,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            // SIGHUP: the usage report's users file read again.
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             // The usage report's Basic authentication (bcrypt users file).
             .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
             .product(name: "HummingbirdBasicAuth", package: "hummingbird-auth"),

@@ -12,6 +12,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import UnixSignals
 
 /// Builds a runnable daemon of either role from validated settings.
 public struct Daemon: Sendable {
@@ -74,6 +75,8 @@ public struct Daemon: Sendable {
             if let outbox = node.outbox {
                 services.append(ClosureService { await cancelWhenGracefulShutdown { await outbox.run() } })
             }
+            // Nothing to read again here; trapped so a SIGHUP is logged rather than fatal.
+            services.append(ClosureService { [self] in await cancelWhenGracefulShutdown { await readAgainOnHangup(nil) } })
             return (Routes.working(node), services, node)
         case .accounting:
             let server = try accountingServer()
@@ -84,7 +87,29 @@ public struct Daemon: Sendable {
                 try? await gracefulShutdown()
                 await server.ledger.close()
             }
-            return (Routes.accounting(server), [closing], nil)
+            let hangups = ClosureService { [self] in await cancelWhenGracefulShutdown { await readAgainOnHangup(server.report) } }
+            return (Routes.accounting(server), [closing, hangups], nil)
+        }
+    }
+
+    /// SIGHUP (`systemctl reload`) reads `[report] users_file` again; every other setting is
+    /// read at start only. A file that fails its checks now is refused, named with its section
+    /// and key, and the users read before stay.
+    func readAgainOnHangup(_ report: ReportService?) async {
+        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            guard let report else {
+                logger.notice("SIGHUP: nothing to read again (only the accounting daemon's [report] users_file is; other settings need a restart)")
+                continue
+            }
+            let file = report.usersFile
+            do throws(BDockerError) {
+                let before = try file.reload().names, now = file.users.names
+                let changes = Set(now).subtracting(before).sorted().map { ", added \($0)" }
+                    + Set(before).subtracting(now).sorted().map { ", removed \($0)" }
+                logger.notice("SIGHUP: read \(file.path) again: \(now.count) user(s)\(changes.joined())")
+            } catch {
+                logger.error("SIGHUP: \(settings.error("report", "users_file", error.message)); the \(file.users.names.count) user(s) read before stay")
+            }
         }
     }
 

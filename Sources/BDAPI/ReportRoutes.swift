@@ -9,13 +9,15 @@ import HummingbirdAuth
 import HummingbirdBcrypt
 import Logging
 import NIOCore
+import Synchronization
 
 /// Someone `[report] users_file` names.
 public struct ReportUser: Sendable {
     public let name: String
 }
 
-/// The users file: `name:hash` lines as `htpasswd -B` writes them (bcrypt), read once at start.
+/// The users file: `name:hash` lines as `htpasswd -B` writes them (bcrypt), read at start and
+/// on SIGHUP (`ReportUsersFile`).
 /// Like the admin token file it must be a regular file of root's; only root may change it
 /// (no group or other write) and others may not read the hashes (no other access).
 public struct ReportUsers: Sendable {
@@ -128,17 +130,45 @@ struct ReportGuard: RouterMiddleware {
     }
 }
 
+/// `[report] users_file` as the daemon holds it: read at start, read again by `reload()`
+/// (SIGHUP). A file that no longer passes the checks is refused and the users read before stay,
+/// so a slip while editing locks nobody out and lets nobody in.
+public final class ReportUsersFile: Sendable {
+    public let path: String
+    let requireRootOwner: Bool
+    private let loaded: Mutex<ReportUsers>
+
+    public init(path: String, requireRootOwner: Bool = geteuid() == 0) throws(BDockerError) {
+        self.path = path
+        self.requireRootOwner = requireRootOwner
+        loaded = Mutex(try ReportUsers.load(path: path, requireRootOwner: requireRootOwner))
+    }
+
+    public var users: ReportUsers { loaded.withLock { $0 } }
+
+    /// Reads the file again; on success its users replace the old ones, which are returned.
+    @discardableResult
+    public func reload() throws(BDockerError) -> ReportUsers {
+        let fresh = try ReportUsers.load(path: path, requireRootOwner: requireRootOwner)
+        return loaded.withLock { old in
+            defer { old = fresh }
+            return old
+        }
+    }
+}
+
 /// The accounting daemon's usage report, for the users of `[report] users_file`.
 public struct ReportService: Sendable {
-    public let users: ReportUsers
+    public let usersFile: ReportUsersFile
+    public var users: ReportUsers { usersFile.users }
     public let database: BDockerDatabase
     public let logger: Logger
     /// Failed sign-ins per client address.
     public let throttle: LoginThrottle
     let bcrypt = BcryptGate()
 
-    public init(users: ReportUsers, database: BDockerDatabase, logger: Logger, throttle: LoginThrottle = LoginThrottle()) {
-        self.users = users
+    public init(usersFile: ReportUsersFile, database: BDockerDatabase, logger: Logger, throttle: LoginThrottle = LoginThrottle()) {
+        self.usersFile = usersFile
         self.database = database
         self.logger = logger
         self.throttle = throttle
@@ -165,7 +195,7 @@ extension Routes {
     /// `GET /report` (the page) and `GET /report.csv?by=TABLE` behind Basic authentication.
     static func report(_ router: Router<BDContext>, _ service: ReportService) {
         let group = router.group(context: ReportContext.self)
-            .add(middleware: ReportSignIn(users: service.users, throttle: service.throttle, gate: service.bcrypt, logger: service.logger))
+            .add(middleware: ReportSignIn(usersFile: service.usersFile, throttle: service.throttle, gate: service.bcrypt, logger: service.logger))
             .add(middleware: ReportGuard(logger: service.logger))
         group.get("report") { request, context -> Response in
             let report = try await service.report(request)
@@ -191,7 +221,7 @@ extension Daemon {
     func reportService() throws -> ReportService? {
         guard let path = settings.report.usersFile else { return nil }
         do {
-            return ReportService(users: try ReportUsers.load(path: path, requireRootOwner: geteuid() == 0), database: database, logger: logger)
+            return ReportService(usersFile: try ReportUsersFile(path: path), database: database, logger: logger)
         } catch {
             throw settings.error("report", "users_file", error.message)
         }

@@ -107,7 +107,7 @@ actor BcryptGate {
 /// leaves it unset, and `ReportGuard` answers 401.
 struct ReportSignIn: RouterMiddleware {
     typealias Context = ReportContext
-    let users: ReportUsers
+    let usersFile: ReportUsersFile
     let throttle: LoginThrottle
     let gate: BcryptGate
     let logger: Logger
@@ -120,6 +120,7 @@ struct ReportSignIn: RouterMiddleware {
             throw BDockerError.tooManyRequests("too many failed sign-ins from \(address); try again in \(seconds) s", retryAfterSeconds: seconds)
         }
         // An unknown name is checked against the decoy hash: same time, same answer.
+        let users = usersFile.users
         let known = users.hashes[basic.username]
         let hash = known ?? users.decoy, password = basic.password
         let good = try await gate.run { try await BcryptPasswordVerifier().verifyPassword(password, createsHash: hash) }

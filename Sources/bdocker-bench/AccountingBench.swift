@@ -101,7 +101,8 @@ enum AccountingBench {
         // One connection per client: AsyncHTTPClient's default pool (8 a host) would make
         // "16 clients" 8.
         return try await withConcurrentClient(endpoint: "127.0.0.1:\(port)", connections: clients) { client in
-            for _ in 0..<500 where (try? await client.raw(.GET, "/status").0) != 200 {
+            for _ in 0..<500 {
+                if (try? await client.raw(.GET, "/status").0) == 200 { break }
                 try await Task.sleep(for: .milliseconds(20))
             }
             let clock = ContinuousClock()

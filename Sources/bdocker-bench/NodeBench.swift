@@ -40,7 +40,9 @@ enum NodeBench {
         try daemon.run()
         defer { daemon.terminate(); daemon.waitUntilExit() }
         let client = DaemonClient(endpoint: "unix://\(dir)/run/bdockerd.sock", timeoutSeconds: 60)
-        for _ in 0..<500 where (try? await client.raw(.GET, "/status").0) != 200 {
+        // (A `where` clause would not stop the loop: it would keep asking after the answer.)
+        for _ in 0..<500 {
+            if (try? await client.raw(.GET, "/status").0) == 200 { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         let rssIdle = rss(pid: daemon.processIdentifier)

@@ -348,7 +348,8 @@ struct SecurityTests {
         try daemon.run()
         defer { if daemon.isRunning { daemon.terminate(); daemon.waitUntilExit() } }
         let client = DaemonClient(endpoint: config.endpoint)
-        for _ in 0..<100 where (try? await client.call(.GET, "/status", as: StatusResult.self)) == nil {
+        for _ in 0..<100 {
+            if (try? await client.call(.GET, "/status", as: StatusResult.self)) != nil { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         let (status, data) = try await client.raw(.POST, "/configuration", body: ConfigureRequest(
