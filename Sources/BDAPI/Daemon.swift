@@ -62,8 +62,9 @@ public struct Daemon: Sendable {
                            metrics: metrics, logger: logger)
     }
 
-    /// The routes and background services of the configured role.
-    public func components() throws -> (router: Router<BDContext>, services: [any Service], node: WorkingNode?) {
+    /// The routes and background services of the configured role. With `hangups` (SIGHUP,
+    /// trapped by `run` before anything listens) a service reads what SIGHUP reloads.
+    public func components(hangups: UnixSignalsSequence? = nil) throws -> (router: Router<BDContext>, services: [any Service], node: WorkingNode?) {
         switch settings.role {
         case .working:
             let node = try workingNode()
@@ -76,7 +77,9 @@ public struct Daemon: Sendable {
                 services.append(ClosureService { await cancelWhenGracefulShutdown { await outbox.run() } })
             }
             // Nothing to read again here; trapped so a SIGHUP is logged rather than fatal.
-            services.append(ClosureService { [self] in await cancelWhenGracefulShutdown { await readAgainOnHangup(nil) } })
+            if let hangups {
+                services.append(ClosureService { [self] in await cancelWhenGracefulShutdown { await readAgain(on: hangups, nil) } })
+            }
             return (Routes.working(node), services, node)
         case .accounting:
             let server = try accountingServer()
@@ -87,18 +90,32 @@ public struct Daemon: Sendable {
                 try? await gracefulShutdown()
                 await server.ledger.close()
             }
-            let hangups = ClosureService { [self] in await cancelWhenGracefulShutdown { await readAgainOnHangup(server.report) } }
-            return (Routes.accounting(server), [closing, hangups], nil)
+            var services: [any Service] = [closing]
+            if let hangups {
+                services.append(ClosureService { [self] in await cancelWhenGracefulShutdown { await readAgain(on: hangups, server.report) } })
+            }
+            return (Routes.accounting(server), services, nil)
         }
     }
 
-    /// SIGHUP (`systemctl reload`) reads `[report] users_file` again; every other setting is
-    /// read at start only. A file that fails its checks now is refused, named with its section
-    /// and key, and the users read before stay.
-    func readAgainOnHangup(_ report: ReportService?) async {
-        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+    /// SIGHUP (`systemctl reload`) reads `[report] users_file` and the TLS files (`[server]
+    /// tls_certificate`, `tls_key`, `tls_client_ca`) again; every other setting is read at start
+    /// only. What fails its checks now is refused, named with its section and key, and what was
+    /// read before stays.
+    func readAgain(on hangups: UnixSignalsSequence, _ report: ReportService?) async {
+        for await _ in hangups {
+            let contexts = LiveTLSContext.all
+            if !contexts.isEmpty {
+                let errors = LiveTLSContext.reloadAll()
+                for error in errors { logger.error("SIGHUP: \(error); the TLS files read before stay in use") }
+                if errors.isEmpty {
+                    logger.notice("SIGHUP: read the TLS files again (\(contexts.map(\.tls.certificate).joined(separator: ", ")) and the rest of [server] tls_*); new connections use them")
+                }
+            }
             guard let report else {
-                logger.notice("SIGHUP: nothing to read again (only the accounting daemon's [report] users_file is; other settings need a restart)")
+                if contexts.isEmpty {
+                    logger.notice("SIGHUP: nothing to read again (only the accounting daemon's [report] users_file and TLS files are; other settings need a restart)")
+                }
                 continue
             }
             let file = report.usersFile
@@ -147,7 +164,10 @@ public struct Daemon: Sendable {
     /// Runs the role until SIGTERM or SIGINT: every listener, the background services, and on
     /// a working node first the removal of bind mounts a crash left behind.
     public func run(onListening: @escaping @Sendable (Listener, Int) async -> Void = { _, _ in }) async throws {
-        let (router, services, node) = try components()
+        // Trapped before anything listens: a SIGHUP from then on is queued for the service that
+        // reads it, never the default action (which would end the daemon).
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let (router, services, node) = try components(hangups: hangups)
         if let node {
             let swept = try await node.sweepBindStages()
             if swept > 0 { logger.info("removed \(swept) stale bind stage(s) under \(node.binds.root)") }

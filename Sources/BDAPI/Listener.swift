@@ -4,7 +4,6 @@ import BDCredentials
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import HummingbirdTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -80,19 +79,22 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
         let guardLogger = logger
         let scope = PeerDirectory.Scope()
         let identifiesNodes = tls?.requiresClientCertificates == true
-        var server = HTTPServerBuilder.http1(configuration: .init(
+        let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: Self.connectionHandlers(limit: limit, scope: scope, logger: guardLogger,
                                                                identifiesNodes: identifiesNodes),
-            idleTimeout: TimeAmount(idleTimeout)))
+            idleTimeout: TimeAmount(idleTimeout))
+        var server = HTTPServerBuilder.http1(configuration: http1)
         if let tls {
+            // NIOSSL's handler goes first on each connection, then HTTP and the guard. The
+            // context is the one SIGHUP last read (`LiveTLSContext`).
+            let live: LiveTLSContext
             do {
-                // NIOSSL's handler goes first on each connection, then HTTP and the guard.
-                server = try .tls(server, tlsConfiguration: try tls.configuration())
-            } catch let error as ConfigError {
-                throw .invalidInput(error.description)
+                live = try LiveTLSContext(tls)
             } catch {
-                throw .invalidInput("\(tls.file): [server] tls_certificate = \(tls.certificate): \(error)")
+                throw .invalidInput(error.description)
             }
+            LiveTLSContext.register(live)
+            server = .http1(configuration: http1, liveTLS: live)
         }
         return Application(
             router: router,

@@ -1,10 +1,12 @@
 import BDConfig
 import BDCore
 import Foundation
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOSSL
 import NIOTLS
+import Synchronization
 
 /// The accounting daemon's TLS (`[server] tls_certificate`, `tls_key`, `tls_client_ca`): which
 /// files, and the checked NIOSSL configuration made from them. With a client CA it is the
@@ -126,5 +128,100 @@ final class NodeIdentityReader: ChannelInboundHandler, RemovableChannelHandler, 
             }
         }
         context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// The TLS context a listener hands each new connection, replaceable while the daemon runs:
+/// SIGHUP reads the certificate, key and client CA again (`reload`), so a renewed certificate
+/// needs no restart. Connections already open keep the context they began with. A set of files
+/// that fails the start-up checks is refused and the context before stays.
+public final class LiveTLSContext: Sendable {
+    public let tls: ServerTLS
+    private let context: Mutex<NIOSSLContext>
+
+    public init(_ tls: ServerTLS) throws(ConfigError) {
+        self.tls = tls
+        context = Mutex(try Self.make(tls))
+    }
+
+    var current: NIOSSLContext { context.withLock { $0 } }
+
+    public func reload() throws(ConfigError) {
+        let fresh = try Self.make(tls)
+        context.withLock { $0 = fresh }
+    }
+
+    private static func make(_ tls: ServerTLS) throws(ConfigError) -> NIOSSLContext {
+        let configuration = try tls.configuration()
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            // configuration() already made one from the same files; only a race gets here.
+            throw ConfigError(file: tls.file, section: "server", key: "tls_certificate", "\(tls.certificate): \(error)")
+        }
+    }
+
+    /// The live contexts of this process's listeners, for SIGHUP; weak, so a listener that has
+    /// stopped (in tests, many run in one process) is forgotten.
+    private struct Entry: @unchecked Sendable {
+        // @unchecked: the reference is only read under the registry's lock.
+        weak var live: LiveTLSContext?
+    }
+    private static let registry = Mutex<[Entry]>([])
+
+    static func register(_ live: LiveTLSContext) {
+        registry.withLock { entries in
+            entries.removeAll { $0.live == nil }
+            entries.append(Entry(live: live))
+        }
+    }
+
+    /// Every listener's context in this process.
+    public static var all: [LiveTLSContext] { registry.withLock { $0.compactMap(\.live) } }
+
+    /// Reloads every listener's context; the errors of those that kept their old one.
+    public static func reloadAll() -> [ConfigError] {
+        all.compactMap { live in
+            do throws(ConfigError) {
+                try live.reload()
+                return nil
+            } catch {
+                return error
+            }
+        }
+    }
+}
+
+/// Hummingbird's `TLSChannel`, except that each connection takes the listener's current
+/// context (`LiveTLSContext`) rather than one fixed at start.
+struct LiveTLSChannel<BaseChannel: ServerChildChannel>: ServerChildChannel {
+    typealias Value = BaseChannel.Value
+    let live: LiveTLSContext
+    var baseChannel: BaseChannel
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let context = live.current
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+        }.flatMap {
+            baseChannel.setup(channel: channel, logger: logger)
+        }
+    }
+
+    func handle(value: BaseChannel.Value, logger: Logger) async {
+        await baseChannel.handle(value: value, logger: logger)
+    }
+}
+
+extension LiveTLSChannel: HTTPChannelHandler where BaseChannel: HTTPChannelHandler {
+    var responder: HTTPChannelHandler.Responder { baseChannel.responder }
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1 with `configuration` behind TLS whose context `live` may replace between connections.
+    static func http1(configuration: HTTP1Channel.Configuration, liveTLS live: LiveTLSContext) -> HTTPServerBuilder {
+        .init { responder in
+            LiveTLSChannel(live: live, baseChannel: HTTP1Channel(responder: responder, configuration: configuration))
+        }
     }
 }

@@ -285,3 +285,82 @@ extension WorkingNode {
         try await createContainer(request, caller: .root)
     }
 }
+
+/// A pipe's output collected as it comes, on a thread of its own: a test can wait for some of it
+/// (`text`) and still have all of it once the writer is gone (`all()`).
+public final class PipeOutput: @unchecked Sendable {
+    // @unchecked: `data` only under `lock`.
+    private let lock = NSLock()
+    private var data = Data()
+    private let reader: Task<Void, Never>
+
+    public init(_ pipe: Pipe) {
+        let handle = pipe.fileHandleForReading
+        let box = Box()
+        reader = Task.detached {
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { return }
+                box.owner?.append(chunk)
+            }
+        }
+        box.owner = self
+    }
+
+    private final class Box: @unchecked Sendable { weak var owner: PipeOutput? }
+
+    private func append(_ chunk: Data) {
+        lock.lock()
+        data.append(chunk)
+        lock.unlock()
+    }
+
+    /// What has come so far.
+    public var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Everything, once the pipe's writers have all closed it.
+    public func all() async -> String {
+        await reader.value
+        return text
+    }
+}
+
+/// The real `bdockerd --config` of `config` in its own process, its stderr in a log file the
+/// test reads (`line`), for tests that signal it. `stop()` ends it (SIGTERM) and waits.
+public final class LoggedBdockerd: @unchecked Sendable {
+    // @unchecked: immutable after init.
+    public let process: Process
+    public let log: String
+
+    public init(_ config: TestConfig) throws {
+        log = config.dir.write("bdockerd.log", "")
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Repo.binDir + "/bdockerd")
+        process.arguments = ["--config", config.configPath]
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try process.run()
+    }
+
+    public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// The `occurrence`-th line of the log holding `text` (the daemon's own word that it did
+    /// something), once written; 60 s only guard against a hang.
+    public func line(containing text: String, occurrence: Int = 1) async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.contains(text) }
+            if lines.count >= occurrence { return String(lines[occurrence - 1]) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw BDockerError.internalFault("bdockerd never logged '\(text)' \(occurrence) time(s): \(try String(contentsOfFile: log, encoding: .utf8))")
+    }
+
+    public func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}

@@ -70,30 +70,11 @@ struct ReportSignInTests {
             "bdocker_accounting = /var/log/bdocker/accounting": "bdocker_accounting = \(files.file("accounting"))",
             "# [report]\n# users_file = /etc/bdocker/report_users": "[report]\nusers_file = \(usersPath)",
         ])
-        let log = files.write("bdockerd.log", "")
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: Repo.binDir + "/bdockerd")
-        daemon.arguments = ["--config", config.configPath]
-        daemon.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try daemon.run()
-        defer {
-            daemon.terminate()
-            daemon.waitUntilExit()
-        }
+        let daemon = try LoggedBdockerd(config)
+        defer { daemon.stop() }
         let url = "http://127.0.0.1:\(socket.port)/report"
         func status(_ user: String, _ password: String) async throws -> String {
             try await runCommand("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "\(user):\(password)", url]).stdout
-        }
-        /// Waits for the `count`-th line of the log holding `text` (the daemon's own word that
-        /// it handled the signal); 60 s only guard against a hang.
-        func logged(_ text: String, times count: Int) async throws -> String {
-            let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline {
-                let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.contains(text) }
-                if lines.count >= count { return String(lines[count - 1]) }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            throw BDockerError.internalFault("bdockerd never logged '\(text)' \(count) time(s): \(try String(contentsOfFile: log, encoding: .utf8))")
         }
         var first = ""
         for _ in 0..<300 {
@@ -106,19 +87,19 @@ struct ReportSignInTests {
         // Replaced (written beside it and renamed over it, as an editor does): boss only.
         let staged = ReportUsersFixture.write(files, [("boss", "new pw")], name: "report_users.new")
         #expect(rename(staged, usersPath) == 0)
-        kill(daemon.processIdentifier, SIGHUP)
-        let reread = try await logged("SIGHUP:", times: 1)
+        daemon.signal(SIGHUP)
+        let reread = try await daemon.line(containing: "SIGHUP:")
         #expect(reread.contains("read \(usersPath) again: 1 user(s), added boss, removed auditor"), "\(reread)")
         #expect(try await status("boss", "new pw") == "200")
         #expect(try await status("auditor", "correct horse") == "401")
 
         // Now readable by others: refused as at start, and boss keeps his access.
         chmod(usersPath, 0o644)
-        kill(daemon.processIdentifier, SIGHUP)
-        let refused = try await logged("SIGHUP:", times: 2)
+        daemon.signal(SIGHUP)
+        let refused = try await daemon.line(containing: "SIGHUP:", occurrence: 2)
         #expect(refused.contains("\(config.configPath): [report] users_file: \(usersPath) has mode 644"), "\(refused)")
         #expect(refused.contains("the 1 user(s) read before stay"), "\(refused)")
         #expect(try await status("boss", "new pw") == "200")
-        #expect(daemon.isRunning)
+        #expect(daemon.process.isRunning)
     }
 }

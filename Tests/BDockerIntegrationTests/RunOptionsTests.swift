@@ -144,11 +144,15 @@ struct RunOptionsTests {
             client.standardError = FileHandle.nullDevice
             try client.run()
             defer { if client.isRunning { kill(client.processIdentifier, SIGKILL) } }
-            #expect(try await eventually { try await node.bdocker(user, job, ["logs", name]).stdout == "ready\n" })
+            let output = PipeOutput(out)
+            // "ready" in the client's own output, not the container's log: the stream gives the
+            // client the container's id before any output, so from here on it knows whom to
+            // signal (before that, a signal ends the client, as docker's does).
+            #expect(try await eventually { output.text == "ready\n" }, "\(output.text)")
             kill(client.processIdentifier, SIGTERM)
             #expect(try await eventually(within: .seconds(60)) { !client.isRunning }, "the client did not end after the container did")
             client.waitUntilExit()
-            let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let printed = await output.all()
             #expect(client.terminationReason == .exit && client.terminationStatus == 7, "\(client.terminationReason) \(client.terminationStatus)")
             #expect(printed == "ready\ngot TERM\n", "\(printed)")
             // Without the proxy the client dies of the signal and the container runs on.

@@ -172,6 +172,64 @@ struct AccountingTLSTests {
         }
     }
 
+    /// A renewed certificate without a restart: `systemctl reload` (SIGHUP) to the real
+    /// bdockerd reads the TLS files again, and new connections get the new certificate; a key
+    /// that does not go with it is refused (logged with file, section and key) and the
+    /// certificate before stays in use.
+    @Test func sighupReadsTheCertificateAgain() async throws {
+        let first = try await TestPKI(name: "first CA"), second = try await TestPKI(name: "second CA")
+        let certificate = files.file("server.pem"), key = files.file("server.key")
+        /// Puts `pem` and `keyFile` in place as an admin's renewal would: written beside, renamed over.
+        func install(_ pem: String, _ keyFile: String) throws {
+            for (from, to) in [(pem, certificate), (keyFile, key)] {
+                let staged = to + ".new"
+                try? FileManager.default.removeItem(atPath: staged)
+                try FileManager.default.copyItem(atPath: from, toPath: staged)
+                chmod(staged, 0o600)
+                #expect(rename(staged, to) == 0)
+            }
+        }
+        try install(first.serverCertificate, first.serverKey)
+        let socket = try loopbackSocket(listening: false)
+        close(socket.fd)
+        let config = try TestConfig(role: .accounting, replacing: [
+            "port = 5001": "port = \(socket.port)",
+            "bdocker_accounting = /var/log/bdocker/accounting": "bdocker_accounting = \(files.file("bdocker_accounting"))",
+            "# tls_certificate = /etc/bdocker/tls/accounting.pem": "tls_certificate = \(certificate)",
+            "# tls_key = /etc/bdocker/tls/accounting.key": "tls_key = \(key)",
+        ])
+        let daemon = try LoggedBdockerd(config)
+        defer { daemon.stop() }
+        /// A new connection (curl's) from a client trusting `ca` only: an open one keeps the
+        /// certificate it began with, and this process's clients keep theirs open.
+        func answers(trusting ca: String) async -> Bool {
+            let r = try? await runCommand("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca,
+                                                           "https://localhost:\(socket.port)/status"])
+            return r?.stdout == "200"
+        }
+        #expect(try await eventually { await answers(trusting: first.caCertificate) })
+        #expect(await answers(trusting: second.caCertificate) == false)
+
+        try install(second.serverCertificate, second.serverKey)
+        daemon.signal(SIGHUP)
+        let renewed = try await daemon.line(containing: "SIGHUP:")
+        #expect(renewed.contains("read the TLS files again (\(certificate)"), "\(renewed)")
+        #expect(await answers(trusting: second.caCertificate))
+        #expect(await answers(trusting: first.caCertificate) == false)
+
+        // The first CA's key with the second's certificate: refused, the second pair stays.
+        let staged = key + ".new"
+        try FileManager.default.copyItem(atPath: first.serverKey, toPath: staged)
+        chmod(staged, 0o600)
+        #expect(rename(staged, key) == 0)
+        daemon.signal(SIGHUP)
+        let refused = try await daemon.line(containing: "SIGHUP:", occurrence: 2)
+        #expect(refused.contains("\(config.configPath): [server] tls_key: \(key): does not go with \(certificate)"), "\(refused)")
+        #expect(refused.contains("the TLS files read before stay in use"), "\(refused)")
+        #expect(await answers(trusting: second.caCertificate))
+        #expect(daemon.process.isRunning)
+    }
+
     @Test func theOutboxClientFollowsTheEndpointScheme() async throws {
         let pki = try await TestPKI()
         let node = try await pki.node("node1")
