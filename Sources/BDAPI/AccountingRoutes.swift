@@ -135,7 +135,7 @@ extension Daemon {
         }
         // The TLS files are checked before the ledger touches the accounting file.
         let tls = ServerTLS(settings: settings)
-        _ = try tls?.configuration()
+        _ = try tls?.context()
         return AccountingServer(database: database, tokens: try tokenController(),
                                 ledger: try AccountingLedger(database: database, filePath: path, logger: logger), logger: logger,
                                 report: try reportService(), identifiesNodes: tls?.requiresClientCertificates == true)

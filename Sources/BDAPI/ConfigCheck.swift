@@ -134,7 +134,7 @@ public enum ConfigCheck {
             return
         }
         do {
-            _ = try tls.configuration()
+            _ = try tls.context()
         } catch {
             throw .config("\(error)")
         }

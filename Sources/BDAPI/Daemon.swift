@@ -62,9 +62,20 @@ public struct Daemon: Sendable {
                            metrics: metrics, logger: logger)
     }
 
-    /// The routes and background services of the configured role. With `hangups` (SIGHUP,
-    /// trapped by `run` before anything listens) a service reads what SIGHUP reloads.
-    public func components(hangups: UnixSignalsSequence? = nil) throws -> (router: Router<BDContext>, services: [any Service], node: WorkingNode?) {
+    /// What SIGHUP reads again: the signals (trapped by `run` before anything listens) and the
+    /// contexts of the TLS listeners.
+    struct Reloading: Sendable {
+        let hangups: UnixSignalsSequence
+        let tls: [LiveTLSContext]
+    }
+
+    /// The routes and background services of the configured role; with `reloading`, a service
+    /// that reads what SIGHUP reloads.
+    public func components() throws -> (router: Router<BDContext>, services: [any Service], node: WorkingNode?) {
+        try components(reloading: nil)
+    }
+
+    func components(reloading: Reloading?) throws -> (router: Router<BDContext>, services: [any Service], node: WorkingNode?) {
         switch settings.role {
         case .working:
             let node = try workingNode()
@@ -77,8 +88,8 @@ public struct Daemon: Sendable {
                 services.append(ClosureService { await cancelWhenGracefulShutdown { await outbox.run() } })
             }
             // Nothing to read again here; trapped so a SIGHUP is logged rather than fatal.
-            if let hangups {
-                services.append(ClosureService { [self] in await cancelWhenGracefulShutdown { await readAgain(on: hangups, nil) } })
+            if let reloading {
+                services.append(ClosureService { [self] in await cancelWhenGracefulShutdown { await readAgain(reloading, nil) } })
             }
             return (Routes.working(node), services, node)
         case .accounting:
@@ -91,8 +102,8 @@ public struct Daemon: Sendable {
                 await server.ledger.close()
             }
             var services: [any Service] = [closing]
-            if let hangups {
-                services.append(ClosureService { [self] in await cancelWhenGracefulShutdown { await readAgain(on: hangups, server.report) } })
+            if let reloading {
+                services.append(ClosureService { [self] in await cancelWhenGracefulShutdown { await readAgain(reloading, server.report) } })
             }
             return (Routes.accounting(server), services, nil)
         }
@@ -102,14 +113,15 @@ public struct Daemon: Sendable {
     /// tls_certificate`, `tls_key`, `tls_client_ca`) again; every other setting is read at start
     /// only. What fails its checks now is refused, named with its section and key, and what was
     /// read before stays.
-    func readAgain(on hangups: UnixSignalsSequence, _ report: ReportService?) async {
-        for await _ in hangups {
-            let contexts = LiveTLSContext.all
-            if !contexts.isEmpty {
-                let errors = LiveTLSContext.reloadAll()
-                for error in errors { logger.error("SIGHUP: \(error); the TLS files read before stay in use") }
-                if errors.isEmpty {
-                    logger.notice("SIGHUP: read the TLS files again (\(contexts.map(\.tls.certificate).joined(separator: ", ")) and the rest of [server] tls_*); new connections use them")
+    func readAgain(_ reloading: Reloading, _ report: ReportService?) async {
+        let contexts = reloading.tls
+        for await _ in reloading.hangups {
+            for live in contexts {
+                do throws(ConfigError) {
+                    try live.reload()
+                    logger.notice("SIGHUP: read the TLS files again (\(live.tls.certificate) and the rest of [server] tls_*); new connections use them")
+                } catch {
+                    logger.error("SIGHUP: \(error); the TLS files read before stay in use")
                 }
             }
             guard let report else {
@@ -167,7 +179,9 @@ public struct Daemon: Sendable {
         // Trapped before anything listens: a SIGHUP from then on is queued for the service that
         // reads it, never the default action (which would end the daemon).
         let hangups = await UnixSignalsSequence(trapping: .sighup)
-        let (router, services, node) = try components(hangups: hangups)
+        let listeners = self.listeners
+        let contexts = try listeners.map { listener throws(BDockerError) in try listener.tls.map(Listener.liveContext) }
+        let (router, services, node) = try components(reloading: Reloading(hangups: hangups, tls: contexts.compactMap { $0 }))
         if let node {
             let swept = try await node.sweepBindStages()
             if swept > 0 { logger.info("removed \(swept) stale bind stage(s) under \(node.binds.root)") }
@@ -175,7 +189,8 @@ public struct Daemon: Sendable {
         var apps: [any Service] = []
         for (n, listener) in listeners.enumerated() {
             let serving = listener.monitoringOnly ? Routes.monitoringOnly(router, logger: logger) : router
-            apps.append(try listener.application(router: serving, services: n == 0 ? services : [], logger: logger) { port in
+            apps.append(try listener.application(router: serving, services: n == 0 ? services : [], logger: logger,
+                                                 liveTLS: contexts[n]) { port in
                 await onListening(listener, port)
             })
         }

@@ -64,8 +64,9 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
 
     /// The Hummingbird application serving `router` here. `onListening` gets the bound TCP
     /// port (0 for a socket); the socket is opened to every local user once it exists, because
-    /// who may do what is decided per request from the peer's uid.
-    public func application(router: Router<BDContext>, services: [any Service] = [], logger: Logger,
+    /// who may do what is decided per request from the peer's uid. With `tls`, connections use
+    /// `liveTLS` (which SIGHUP may replace), or a context of their own made from the files.
+    public func application(router: Router<BDContext>, services: [any Service] = [], logger: Logger, liveTLS: LiveTLSContext? = nil,
                             onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws(BDockerError) -> some ApplicationProtocol {
         let bind: BindAddress
         switch address {
@@ -85,15 +86,8 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
             idleTimeout: TimeAmount(idleTimeout))
         var server = HTTPServerBuilder.http1(configuration: http1)
         if let tls {
-            // NIOSSL's handler goes first on each connection, then HTTP and the guard. The
-            // context is the one SIGHUP last read (`LiveTLSContext`).
-            let live: LiveTLSContext
-            do {
-                live = try LiveTLSContext(tls)
-            } catch {
-                throw .invalidInput(error.description)
-            }
-            LiveTLSContext.register(live)
+            // NIOSSL's handler goes first on each connection, then HTTP and the guard.
+            let live = if let liveTLS { liveTLS } else { try Self.liveContext(tls) }
             server = .http1(configuration: http1, liveTLS: live)
         }
         return Application(
@@ -106,6 +100,15 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
                 await onListening(channel.localAddress?.port ?? 0)
             },
             logger: logger)
+    }
+
+    /// The context of a TLS listener, its files' problems as this module's errors.
+    static func liveContext(_ tls: ServerTLS) throws(BDockerError) -> LiveTLSContext {
+        do {
+            return try LiveTLSContext(tls)
+        } catch {
+            throw .invalidInput(error.description)
+        }
     }
 
     /// Each connection's own handlers (made anew for every connection): the peer guard, and in

@@ -160,7 +160,6 @@ public final class ReportUsersFile: Sendable {
 /// The accounting daemon's usage report, for the users of `[report] users_file`.
 public struct ReportService: Sendable {
     public let usersFile: ReportUsersFile
-    public var users: ReportUsers { usersFile.users }
     public let database: BDockerDatabase
     public let logger: Logger
     /// Failed sign-ins per client address.

@@ -9,7 +9,7 @@ import NIOTLS
 import Synchronization
 
 /// The accounting daemon's TLS (`[server] tls_certificate`, `tls_key`, `tls_client_ca`): which
-/// files, and the checked NIOSSL configuration made from them. With a client CA it is the
+/// files, and the checked NIOSSL context made from them. With a client CA it is the
 /// per-node mode: a client without a certificate that CA signed fails the handshake, and the
 /// certificate's name is the node its records must come from (`NodeIdentity`).
 public struct ServerTLS: Sendable, Equatable {
@@ -31,8 +31,9 @@ public struct ServerTLS: Sendable, Equatable {
     public var requiresClientCertificates: Bool { clientCA != nil }
 
     /// Reads and checks the files (the key root's and private, as the admin token file), each
-    /// failure naming its key. Called before the daemon listens and by `--check-config`.
-    public func configuration(requireRootOwner: Bool = geteuid() == 0) throws(ConfigError) -> TLSConfiguration {
+    /// failure naming its key, and makes the context connections use. Called before the daemon
+    /// listens, on SIGHUP (`LiveTLSContext`) and by `--check-config`.
+    public func context(requireRootOwner: Bool = geteuid() == 0) throws(ConfigError) -> NIOSSLContext {
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(certificate)
@@ -67,13 +68,12 @@ public struct ServerTLS: Sendable, Equatable {
             // name in it is checked per record, not against a host name.
             configuration.certificateVerification = .noHostnameVerification
         }
-        // Made once here so a key that does not match its certificate stops the daemon now.
+        // Made here, so a key that does not match its certificate stops the daemon now.
         do {
-            _ = try NIOSSLContext(configuration: configuration)
+            return try NIOSSLContext(configuration: configuration)
         } catch {
             throw problem("tls_key", key, "does not go with \(certificate) (\(error))")
         }
-        return configuration
     }
 
     private func problem(_ key: String, _ path: String, _ text: String) -> ConfigError {
@@ -141,54 +141,14 @@ public final class LiveTLSContext: Sendable {
 
     public init(_ tls: ServerTLS) throws(ConfigError) {
         self.tls = tls
-        context = Mutex(try Self.make(tls))
+        context = Mutex(try tls.context())
     }
 
     var current: NIOSSLContext { context.withLock { $0 } }
 
     public func reload() throws(ConfigError) {
-        let fresh = try Self.make(tls)
+        let fresh = try tls.context()
         context.withLock { $0 = fresh }
-    }
-
-    private static func make(_ tls: ServerTLS) throws(ConfigError) -> NIOSSLContext {
-        let configuration = try tls.configuration()
-        do {
-            return try NIOSSLContext(configuration: configuration)
-        } catch {
-            // configuration() already made one from the same files; only a race gets here.
-            throw ConfigError(file: tls.file, section: "server", key: "tls_certificate", "\(tls.certificate): \(error)")
-        }
-    }
-
-    /// The live contexts of this process's listeners, for SIGHUP; weak, so a listener that has
-    /// stopped (in tests, many run in one process) is forgotten.
-    private struct Entry: @unchecked Sendable {
-        // @unchecked: the reference is only read under the registry's lock.
-        weak var live: LiveTLSContext?
-    }
-    private static let registry = Mutex<[Entry]>([])
-
-    static func register(_ live: LiveTLSContext) {
-        registry.withLock { entries in
-            entries.removeAll { $0.live == nil }
-            entries.append(Entry(live: live))
-        }
-    }
-
-    /// Every listener's context in this process.
-    public static var all: [LiveTLSContext] { registry.withLock { $0.compactMap(\.live) } }
-
-    /// Reloads every listener's context; the errors of those that kept their old one.
-    public static func reloadAll() -> [ConfigError] {
-        all.compactMap { live in
-            do throws(ConfigError) {
-                try live.reload()
-                return nil
-            } catch {
-                return error
-            }
-        }
     }
 }
 

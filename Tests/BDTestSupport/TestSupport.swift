@@ -93,6 +93,14 @@ public final class TestConfig: @unchecked Sendable {
         settings = try SettingsLoader.load(path: configPath)
     }
 
+    /// An accounting daemon's config listening on 127.0.0.1:`port`, appending to `accountingFile`.
+    public static func accounting(port: Int, accountingFile: String, replacing extra: [String: String] = [:]) throws -> TestConfig {
+        try TestConfig(role: .accounting, replacing: extra.merging([
+            "port = 5001": "port = \(port)",
+            "bdocker_accounting = /var/log/bdocker/accounting": "bdocker_accounting = \(accountingFile)",
+        ]) { $1 })
+    }
+
     deinit {
         // Clean moves a job's leftover processes (a test's pretend shepherd) into this parent:
         // hand them back to the root so the parent can go.
@@ -223,6 +231,13 @@ public func startBdockerd(_ config: TestConfig) async throws -> Process {
     }
     process.terminate()
     throw BDockerError.unavailable("bdockerd did not start on \(config.endpoint)")
+}
+
+/// A port on 127.0.0.1 free a moment ago (the kernel's pick), for a daemon to listen on.
+public func freeLoopbackPort() throws -> Int {
+    let socket = try loopbackSocket(listening: false)
+    close(socket.fd)
+    return socket.port
 }
 
 /// A TCP socket bound to 127.0.0.1 on a port the kernel picked, listening when asked; the

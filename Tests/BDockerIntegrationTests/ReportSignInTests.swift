@@ -63,16 +63,13 @@ struct ReportSignInTests {
     /// now is refused (logged with file, section and key) and the users before stay.
     @Test func sighupReadsTheUsersFileAgainAndABadOneChangesNothing() async throws {
         let usersPath = ReportUsersFixture.write(files, [("auditor", "correct horse")])
-        let socket = try loopbackSocket(listening: false)
-        close(socket.fd)
-        let config = try TestConfig(role: .accounting, replacing: [
-            "port = 5001": "port = \(socket.port)",
-            "bdocker_accounting = /var/log/bdocker/accounting": "bdocker_accounting = \(files.file("accounting"))",
+        let port = try freeLoopbackPort()
+        let config = try TestConfig.accounting(port: port, accountingFile: files.file("accounting"), replacing: [
             "# [report]\n# users_file = /etc/bdocker/report_users": "[report]\nusers_file = \(usersPath)",
         ])
         let daemon = try LoggedBdockerd(config)
         defer { daemon.stop() }
-        let url = "http://127.0.0.1:\(socket.port)/report"
+        let url = "http://127.0.0.1:\(port)/report"
         func status(_ user: String, _ password: String) async throws -> String {
             try await runCommand("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "\(user):\(password)", url]).stdout
         }

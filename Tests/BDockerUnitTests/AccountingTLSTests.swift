@@ -190,11 +190,8 @@ struct AccountingTLSTests {
             }
         }
         try install(first.serverCertificate, first.serverKey)
-        let socket = try loopbackSocket(listening: false)
-        close(socket.fd)
-        let config = try TestConfig(role: .accounting, replacing: [
-            "port = 5001": "port = \(socket.port)",
-            "bdocker_accounting = /var/log/bdocker/accounting": "bdocker_accounting = \(files.file("bdocker_accounting"))",
+        let port = try freeLoopbackPort()
+        let config = try TestConfig.accounting(port: port, accountingFile: files.file("bdocker_accounting"), replacing: [
             "# tls_certificate = /etc/bdocker/tls/accounting.pem": "tls_certificate = \(certificate)",
             "# tls_key = /etc/bdocker/tls/accounting.key": "tls_key = \(key)",
         ])
@@ -204,7 +201,7 @@ struct AccountingTLSTests {
         /// certificate it began with, and this process's clients keep theirs open.
         func answers(trusting ca: String) async -> Bool {
             let r = try? await runCommand("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca,
-                                                           "https://localhost:\(socket.port)/status"])
+                                                           "https://localhost:\(port)/status"])
             return r?.stdout == "200"
         }
         #expect(try await eventually { await answers(trusting: first.caCertificate) })
@@ -315,7 +312,7 @@ struct TLSConfigTests {
     @Test(.requires(.openssl)) func aMissingOrOpenKeyFileNamesFileSectionAndKey() async throws {
         let pki = try await TestPKI()
         let missing = try accounting(["tls_certificate = \(pki.serverCertificate)", "tls_key = \(dir.file("none.key"))"])
-        let error = try #require(configError { () throws(ConfigError) in _ = try ServerTLS(settings: missing)!.configuration(); return missing })
+        let error = try #require(configError { () throws(ConfigError) in _ = try ServerTLS(settings: missing)!.context(); return missing })
         #expect(error.file == dir.file("acct.cfg") && error.section == "server" && error.key == "tls_key")
         #expect(error.description.contains(dir.file("none.key")) && error.description.contains("[server] tls_key"), "\(error)")
         // The daemon stops on it before listening.
@@ -323,14 +320,14 @@ struct TLSConfigTests {
 
         chmod(pki.serverKey, 0o644)
         let open = try accounting(["tls_certificate = \(pki.serverCertificate)", "tls_key = \(pki.serverKey)"])
-        let modeError = try #require(configError { () throws(ConfigError) in _ = try ServerTLS(settings: open)!.configuration(); return open })
+        let modeError = try #require(configError { () throws(ConfigError) in _ = try ServerTLS(settings: open)!.context(); return open })
         #expect(modeError.key == "tls_key" && modeError.problem.contains("mode 644"), "\(modeError)")
         chmod(pki.serverKey, 0o600)
 
         // A key that is not the certificate's.
         let node = try await pki.node("node1")
         let mismatched = try accounting(["tls_certificate = \(pki.serverCertificate)", "tls_key = \(node.key)"])
-        let pairError = try #require(configError { () throws(ConfigError) in _ = try ServerTLS(settings: mismatched)!.configuration(); return mismatched })
+        let pairError = try #require(configError { () throws(ConfigError) in _ = try ServerTLS(settings: mismatched)!.context(); return mismatched })
         #expect(pairError.key == "tls_key", "\(pairError)")
 
         // The node's side: a client key that is not there.
