@@ -301,33 +301,34 @@ extension WorkingNode {
     }
 }
 
-/// A pipe's output collected as it comes, on a thread of its own: a test can wait for some of it
-/// (`text`) and still have all of it once the writer is gone (`all()`).
+/// A pipe's output collected as it comes, on a thread of its own (never the cooperative pool,
+/// which a daemon running in the test process needs): a test can wait for some of it (`text`)
+/// and still have all of it once the writers are gone (`all()`).
 public final class PipeOutput: @unchecked Sendable {
-    // @unchecked: `data` only under `lock`.
+    // @unchecked: `data`, `done` and `waiters` only under `lock`.
     private let lock = NSLock()
     private var data = Data()
-    private let reader: Task<Void, Never>
+    private var done = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
 
     public init(_ pipe: Pipe) {
         let handle = pipe.fileHandleForReading
-        let box = Box()
-        reader = Task.detached {
+        Thread.detachNewThread { [self] in
             while true {
                 let chunk = handle.availableData
-                if chunk.isEmpty { return }
-                box.owner?.append(chunk)
+                lock.lock()
+                if chunk.isEmpty {
+                    done = true
+                    let ready = waiters
+                    waiters = []
+                    lock.unlock()
+                    ready.forEach { $0.resume() }
+                    return
+                }
+                data.append(chunk)
+                lock.unlock()
             }
         }
-        box.owner = self
-    }
-
-    private final class Box: @unchecked Sendable { weak var owner: PipeOutput? }
-
-    private func append(_ chunk: Data) {
-        lock.lock()
-        data.append(chunk)
-        lock.unlock()
     }
 
     /// What has come so far.
@@ -339,7 +340,16 @@ public final class PipeOutput: @unchecked Sendable {
 
     /// Everything, once the pipe's writers have all closed it.
     public func all() async -> String {
-        await reader.value
+        await withCheckedContinuation { continuation in
+            lock.lock()
+            if done {
+                lock.unlock()
+                continuation.resume()
+            } else {
+                waiters.append(continuation)
+                lock.unlock()
+            }
+        }
         return text
     }
 }
