@@ -52,7 +52,7 @@ declare -A sources=(
     [sge-spool]="Sources/BDBatch/JobLimits.swift Sources/BDBatch/SGESpoolParsing.swift"
     [slurm-job]="Sources/BDBatch/JobLimits.swift Sources/BDBatch/SlurmJobParsing.swift"
     [sge-accounting]="Sources/BDAccounting/SGEAccounting.swift"
-    [requests]="Sources/BDCore/Wire.swift Sources/BDCore/WireContainers.swift Sources/BDAccounting/AccountingWire.swift Sources/BDAccounting/SGEAccounting.swift"
+    [requests]="Sources/BDCore/Wire.swift Sources/BDCore/WireContainers.swift Sources/BDCore/DirectJSON.swift Sources/BDAccounting/AccountingWire.swift Sources/BDAccounting/SGEAccounting.swift"
 )
 scratch=$(mktemp -d /tmp/bdocker-fuzz.XXXXXX)
 keep=0

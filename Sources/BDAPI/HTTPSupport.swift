@@ -20,8 +20,15 @@ enum JSONReply {
 
     /// The envelope's bytes, for a whole reply or a stream's final frame.
     static func envelope<T: Codable & Sendable>(_ results: T, status: HTTPResponse.Status = .ok) -> ByteBuffer {
+        let envelope = Envelope(statusCode: status.code, results: results)
+        if let direct = envelope as? any DirectJSON {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(256)
+            direct.writeJSON(to: &bytes)
+            return ByteBuffer(bytes: bytes)
+        }
         // Encoding our own Codable types cannot fail; fall back to an empty object regardless.
-        ByteBuffer(data: (try? encoder.encode(Envelope(statusCode: status.code, results: results))) ?? Data("{}".utf8))
+        return ByteBuffer(data: (try? encoder.encode(envelope)) ?? Data("{}".utf8))
     }
 }
 

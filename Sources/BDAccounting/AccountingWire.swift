@@ -111,3 +111,54 @@ public struct AccountingBatchReceipt: Codable, Sendable, Equatable {
 
     public init(items: [Item]) { self.items = items }
 }
+
+// The ingest's replies write their own JSON (see `DirectJSON`); keys in sorted order.
+
+extension AccountingReceipt: DirectJSON {
+    public func writeJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        out.appendJSONKey("new")
+        out.append(contentsOf: (new ? "true" : "false").utf8)
+        out.append(UInt8(ascii: ","))
+        out.appendJSONKey("record")
+        out.appendJSONString(record)
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+extension AccountingBatchReceipt.Item: DirectJSON {
+    public func writeJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        if let error {
+            out.appendJSONKey("error")
+            out.appendJSONString(error)
+            out.append(UInt8(ascii: ","))
+        }
+        if let new {
+            out.appendJSONKey("new")
+            out.append(contentsOf: (new ? "true" : "false").utf8)
+            out.append(UInt8(ascii: ","))
+        }
+        if let record {
+            out.appendJSONKey("record")
+            out.appendJSONString(record)
+            out.append(UInt8(ascii: ","))
+        }
+        out.appendJSONKey("status_code")
+        out.appendJSONInt(statusCode)
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+extension AccountingBatchReceipt: DirectJSON {
+    public func writeJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        out.appendJSONKey("items")
+        out.append(UInt8(ascii: "["))
+        for (i, item) in items.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            item.writeJSON(to: &out)
+        }
+        out.append(contentsOf: [UInt8(ascii: "]"), UInt8(ascii: "}")])
+    }
+}

@@ -4,6 +4,7 @@ import BDCore
 import BDStore
 import Foundation
 import GRDB
+import Logging
 
 /// `bdocker-bench accounting [--dir DIR] [--notifications N] [--export-records N] [--clients 1,16]`:
 ///
@@ -14,6 +15,9 @@ import GRDB
 ///    measured in the same run: for one client, a no-op request (`GET /status`) to the same
 ///    daemon followed by an append+fdatasync on the same filesystem (what one durable request
 ///    waits for at least); for many, the no-op requests/s from as many clients.
+///    Before the 1-client run, the same records go to an in-process `AccountingLedger` (no
+///    HTTP), which splits that figure between the store and the request around it; the no-op
+///    requests' daemon CPU is printed too.
 /// 2. Fills a store with N generated records and times `bdocker-acct export -o FILE` (and
 ///    `qacct -f FILE -o` on the result, when gridengine-client is installed); 0 skips this.
 ///
@@ -45,6 +49,9 @@ enum AccountingBench {
         print("accounting benchmark in \(dir) (\(filesystem(of: dir)))")
         let sync = try Limits.appendSyncPerSecond(dir: dir)
         print(String(format: "limit   append+fdatasync: %.0f/s", sync))
+        if clientCounts.contains(1) {
+            try await ledgerAlone(count: notifications, dir: dir + "/ledger")
+        }
         for clients in clientCounts {
             let run = try await notify(clients: clients, count: notifications, dir: dir + "/notify-\(clients)", bin: bin)
             // One client waits for each reply, so it cannot beat a no-op request followed by one
@@ -65,6 +72,27 @@ enum AccountingBench {
             let exported = try await export(records: exportRecords, dir: dir + "/export", bin: bin)
             results.append(BenchResult(name: "bdocker-acct export, records/s (\(exportRecords) records)", value: exported, unit: "/s"))
         }
+    }
+
+    // MARK: - The ledger alone
+
+    /// One caller submitting records one at a time to an `AccountingLedger` in this process:
+    /// the store's and the file's share of a 1-client notification, without HTTP. Printed, not
+    /// a figure of the table: it splits the 1-client figure between the store and the request.
+    static func ledgerAlone(count: Int, dir: String) async throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let database = try BDockerDatabase.open(path: dir + "/accounting.sqlite", role: "accounting", migrationsDir: nil)
+        let ledger = try AccountingLedger(database: database, filePath: dir + "/bdocker_accounting", logger: Logger(label: "bench"))
+        let lines = (0..<count).map { record(job: $0).line() }
+        let clock = ContinuousClock()
+        let cpuBefore = Bench.cpuSeconds()
+        let start = clock.now
+        for line in lines { _ = try await ledger.submit(try SGEAccountingRecord.parse(line)) }
+        let seconds = (clock.now - start).seconds
+        let cpu = Bench.cpuSeconds() - cpuBefore
+        await ledger.close()
+        print(String(format: "ledger   1 caller, in this process, no HTTP: %6d in %6.2f s = %7.0f records/s; %.0f µs a record, CPU %.0f µs a record",
+                     count, seconds, Double(count) / seconds, seconds / Double(count) * 1e6, cpu / Double(count) * 1e6))
     }
 
     // MARK: - Notifications per second
@@ -107,6 +135,7 @@ enum AccountingBench {
             }
             let clock = ContinuousClock()
             let noopCount = max(500, count / 4)
+            let noopCPUBefore = cpuSeconds(pid: daemon.processIdentifier)
             let noopStart = clock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for worker in 0..<clients {
@@ -117,6 +146,7 @@ enum AccountingBench {
                 try await group.waitForAll()
             }
             let noop = Double(noopCount) / (clock.now - noopStart).seconds
+            let noopCPU = (cpuSeconds(pid: daemon.processIdentifier) - noopCPUBefore) / Double(noopCount)
             let lines = (0..<count).map { record(job: $0).line() }
             let cpuBefore = cpuSeconds(pid: daemon.processIdentifier)
             let start = clock.now
@@ -150,10 +180,10 @@ enum AccountingBench {
             let batches = try await DatabaseQueue(path: dir + "/accounting.sqlite").read { db in
                 try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT appended_at) FROM records") ?? 0
             }
-            print(String(format: "notify  %2d client%@%@: %6d in %6.2f s = %7.0f records/s; latency p50 %.1f ms, p99 %.1f ms; %d file syncs (%.1f records each); daemon CPU %.0f µs/record; no-op requests %.0f/s",
+            print(String(format: "notify  %2d client%@%@: %6d in %6.2f s = %7.0f records/s; latency p50 %.1f ms, p99 %.1f ms; %d file syncs (%.1f records each); daemon CPU %.0f µs/record; no-op requests %.0f/s (daemon CPU %.0f µs each)",
                          clients, clients == 1 ? " " : "s", batchSize > 1 ? " (batches of \(batchSize))" : "", count, seconds, Double(count) / seconds,
                          latencies[latencies.count / 2].seconds * 1000, latencies[latencies.count * 99 / 100].seconds * 1000,
-                         batches, Double(count) / Double(max(batches, 1)), daemonCPU / Double(count) * 1e6, noop))
+                         batches, Double(count) / Double(max(batches, 1)), daemonCPU / Double(count) * 1e6, noop, noopCPU * 1e6))
             return (Double(count) / seconds, noop)
         }
     }
