@@ -65,8 +65,9 @@ enum AccountingBench {
         // Batches from the most clients asked for (a lone client's batches say little).
         if let most = clientCounts.max(), most > 1 {
             let batched = try await notify(clients: most, count: notifications * 10, dir: dir + "/batch-\(most)", bin: bin, batchSize: 250)
-            results.append(BenchResult(name: "accounting records/s, \(most) clients, batches of 250", value: batched.rate, unit: "/s",
-                                       limit: sync * 250, limitName: "append+fdatasync, one per 250 records"))
+            // No limit: one sync per 250 records is far above it; this path is CPU-bound, and
+            // the printed daemon CPU a record is what says where it stands.
+            results.append(BenchResult(name: "accounting records/s, \(most) clients, batches of 250", value: batched.rate, unit: "/s"))
         }
         if exportRecords > 0 {
             let exported = try await export(records: exportRecords, dir: dir + "/export", bin: bin)
