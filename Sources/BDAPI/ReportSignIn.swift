@@ -68,12 +68,13 @@ public final class LoginThrottle: Sendable {
         times?.filter { now - $0 < window }
     }
 
-    /// Drops expired entries, then the stalest, down to `keep`.
+    /// Drops expired entries, then the stalest, down to `keep`. Called once the table is one
+    /// over, so the loop usually removes one entry: a linear search, not a sort of the table.
     private static func prune(_ table: inout [String: [ContinuousClock.Instant]], now: ContinuousClock.Instant, window: Duration, keep: Int) {
         table = table.filter { $0.value.contains { now - $0 < window } }
-        guard table.count > keep else { return }
-        let stalest = table.sorted { ($0.value.last ?? now) < ($1.value.last ?? now) }.prefix(table.count - keep).map(\.key)
-        for key in stalest { table.removeValue(forKey: key) }
+        while table.count > keep, let stalest = table.min(by: { ($0.value.last ?? now) < ($1.value.last ?? now) })?.key {
+            table.removeValue(forKey: stalest)
+        }
     }
 }
 

@@ -118,7 +118,7 @@ extension AccountingReceipt: DirectJSON {
     public func writeJSON(to out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         out.appendJSONKey("new")
-        out.append(contentsOf: (new ? "true" : "false").utf8)
+        out.appendJSONBool(new)
         out.append(UInt8(ascii: ","))
         out.appendJSONKey("record")
         out.appendJSONString(record)
@@ -136,7 +136,7 @@ extension AccountingBatchReceipt.Item: DirectJSON {
         }
         if let new {
             out.appendJSONKey("new")
-            out.append(contentsOf: (new ? "true" : "false").utf8)
+            out.appendJSONBool(new)
             out.append(UInt8(ascii: ","))
         }
         if let record {

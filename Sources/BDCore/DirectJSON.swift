@@ -37,6 +37,10 @@ extension [UInt8] {
         append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
     }
 
+    public mutating func appendJSONBool(_ value: Bool) {
+        append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
     public mutating func appendJSONInt(_ value: Int) {
         append(contentsOf: String(value).utf8)
     }

@@ -130,10 +130,7 @@ enum AccountingBench {
         // One connection per client: AsyncHTTPClient's default pool (8 a host) would make
         // "16 clients" 8.
         return try await withConcurrentClient(endpoint: "127.0.0.1:\(port)", connections: clients) { client in
-            for _ in 0..<500 {
-                if (try? await client.raw(.GET, "/status").0) == 200 { break }
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            try await waitUntilServing(client)
             let clock = ContinuousClock()
             let noopCount = max(500, count / 4)
             let noopCPUBefore = cpuSeconds(pid: daemon.processIdentifier)

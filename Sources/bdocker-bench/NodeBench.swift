@@ -40,11 +40,7 @@ enum NodeBench {
         try daemon.run()
         defer { daemon.terminate(); daemon.waitUntilExit() }
         let client = DaemonClient(endpoint: "unix://\(dir)/run/bdockerd.sock", timeoutSeconds: 60)
-        // (A `where` clause would not stop the loop: it would keep asking after the answer.)
-        for _ in 0..<500 {
-            if (try? await client.raw(.GET, "/status").0) == 200 { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await waitUntilServing(client)
         let rssIdle = rss(pid: daemon.processIdentifier)
         let clock = ContinuousClock()
 
@@ -149,6 +145,15 @@ func rss(pid: Int32) -> Double {
         return kb * 1024
     }
     return 0
+}
+
+/// Waits (up to 10 s) until the daemon behind `client` answers `GET /status`.
+func waitUntilServing(_ client: DaemonClient) async throws {
+    // (A `where` clause would not stop the loop: it would keep asking after the answer.)
+    for _ in 0..<500 {
+        if (try? await client.raw(.GET, "/status").0) == 200 { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
 }
 
 func makeTempDir(in parent: String) throws -> String {
